@@ -1,0 +1,48 @@
+"""``recurdepth models``: the paper's model configurations with depths and parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from recurdepth.models import get_family, list_models, paper_configurations
+
+COLUMNS = ("family", "mode", "dataset", "effective_depth", "iters", "parameters")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list the model zoo with effective depths and parameter counts",
+        description="List every model configuration of the paper: family, mode, data set, "
+        "effective depth, iterations and parameter count (shared weights counted once).",
+    )
+    p.add_argument("--family", choices=list_models(), help="only this family")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.set_defaults(func=run)
+
+
+def format_table(rows: list[dict]) -> str:
+    """Render rows as an aligned text table with thousands separators for parameters."""
+    cells = [[("-" if r[c] is None else f"{r[c]:,}" if c == "parameters" else str(r[c]))
+              for c in COLUMNS] for r in rows]
+    header = [c.replace("_", " ") for c in COLUMNS]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    right = {3, 4, 5}
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = paper_configurations(args.family)
+    if args.format == "json":
+        print(json.dumps([{c: r[c] for c in COLUMNS} for r in rows], indent=2))
+    else:
+        print(format_table(rows))
+        if args.family:
+            print(f"\n{args.family}: {get_family(args.family).description}")
+    return 0

@@ -1,0 +1,1 @@
+"""Data sets: image classification (vision.py, augment.py) and mazes (mazes/)."""

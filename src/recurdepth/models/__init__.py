@@ -1,0 +1,22 @@
+"""The model zoo: every family of the paper, recurrent and feed-forward, built by ``build_model``."""
+
+from recurdepth.models.registry import (
+    FamilySpec,
+    build_model,
+    get_family,
+    list_models,
+    paper_configurations,
+)
+from recurdepth.models.unrolled import MODES, RecurDepthModel, UnrolledNet, count_layers
+
+__all__ = [
+    "MODES",
+    "FamilySpec",
+    "RecurDepthModel",
+    "UnrolledNet",
+    "build_model",
+    "count_layers",
+    "get_family",
+    "list_models",
+    "paper_configurations",
+]

@@ -1,0 +1,179 @@
+"""The model registry: one obvious way to build any model of the zoo (``build_model``).
+
+Each family registers its builder with the SPEC's effective-depth formula
+``depth_base + depth_per_iter · iters`` (used to turn a requested effective depth into iters;
+tests check it against the depth counted from each built model's structure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from recurdepth.datasets_info import DATASETS
+from recurdepth.errors import ConfigError, choices_message
+from recurdepth.models.unrolled import MODES, RecurDepthModel, meta_build
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What the registry knows of a model family."""
+
+    name: str
+    description: str
+    builder: Callable[..., RecurDepthModel]
+    datasets: tuple[str, ...]
+    default_width: Mapping[str, int]
+    paper_depths: tuple[int, ...]
+    modes: tuple[str, ...] = MODES
+    depth_base: int | None = None  # None: a fixed-depth model (no iters)
+    depth_per_iter: int = 0
+    fixed_depth: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def unrolled(self) -> bool:
+        """True for families built as stem/body/head with a number of iterations."""
+        return self.depth_base is not None
+
+    def depth_for(self, iters: int) -> int:
+        """Effective depth of this family at ``iters`` iterations (SPEC §1 formula)."""
+        if not self.unrolled:
+            raise ConfigError(f"{self.name} has a fixed depth of {self.fixed_depth}")
+        return self.depth_base + self.depth_per_iter * iters
+
+    def iters_for(self, effective_depth: int) -> int:
+        """Iterations giving ``effective_depth``, or a ConfigError listing valid depths."""
+        if not self.unrolled:
+            if effective_depth != self.fixed_depth:
+                raise ConfigError(f"{self.name} has a fixed effective depth of {self.fixed_depth}, "
+                                  f"not {effective_depth}")
+            return 0
+        extra = effective_depth - self.depth_base
+        if extra < self.depth_per_iter or extra % self.depth_per_iter:
+            valid = [self.depth_for(i) for i in range(1, 7)]
+            raise ConfigError(
+                f"effective depth {effective_depth} is impossible for family {self.name!r} "
+                f"(depth = {self.depth_base} + {self.depth_per_iter}·iters); valid depths: "
+                f"{', '.join(map(str, valid))}, ..."
+            )
+        return extra // self.depth_per_iter
+
+
+_FAMILIES: dict[str, FamilySpec] = {}
+
+
+def register_family(name: str, **spec: Any) -> Callable[[Callable[..., RecurDepthModel]], Callable]:
+    """Class/function decorator registering a family builder ``builder(mode, iters, width, dataset, **options)``."""
+
+    def decorator(builder: Callable[..., RecurDepthModel]) -> Callable[..., RecurDepthModel]:
+        if name in _FAMILIES:
+            raise ValueError(f"model family {name!r} is already registered")
+        _FAMILIES[name] = FamilySpec(name=name, builder=builder, **spec)
+        return builder
+
+    return decorator
+
+
+def _ensure_loaded() -> None:
+    # Importing the family modules registers them.
+    from recurdepth.models import convnet, maze, mlp, residual, resnet  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Names of every registered model family, sorted."""
+    _ensure_loaded()
+    return sorted(_FAMILIES)
+
+
+def get_family(name: str) -> FamilySpec:
+    """Return the FamilySpec of ``name`` or a ConfigError listing the families."""
+    _ensure_loaded()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ConfigError(choices_message("model family", name, sorted(_FAMILIES))) from None
+
+
+def build_model(
+    family: str,
+    mode: str,
+    *,
+    effective_depth: int | None = None,
+    iters: int | None = None,
+    width: int | None = None,
+    dataset: str | None = None,
+    **options: Any,
+) -> RecurDepthModel:
+    """Build a model of ``family`` in ``mode`` at an effective depth or a number of iterations.
+
+    Give ``effective_depth`` or ``iters`` (not both) for families with a body; fixed-depth
+    families (``resnet18``, ``resnet50``) need neither. ``width`` defaults to the paper's width for
+    ``dataset`` (default: the family's first data set). ``options`` are family options, e.g.
+    ``dilation`` for ``maze_dilated``.
+    """
+    spec = get_family(family)
+    dataset = dataset or spec.datasets[0]
+    if dataset not in spec.datasets:
+        if dataset not in DATASETS:
+            raise ConfigError(choices_message("data set", dataset, sorted(DATASETS)))
+        raise ConfigError(f"family {family!r} is not defined for data set {dataset!r}; "
+                          f"valid data sets: {', '.join(spec.datasets)}")
+    if mode not in spec.modes:
+        raise ConfigError(choices_message(f"mode for family {family!r}", mode, spec.modes))
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        valid = ", ".join(spec.options) or "none"
+        raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))} for family {family!r}; "
+                          f"valid options: {valid}")
+    width = spec.default_width[dataset] if width is None else int(width)
+    if width < 2:
+        raise ConfigError(f"width must be >= 2, got {width}")
+    if spec.unrolled:
+        if effective_depth is not None and iters is not None:
+            if spec.iters_for(effective_depth) != iters:
+                raise ConfigError(f"effective_depth={effective_depth} and iters={iters} disagree "
+                                  f"for family {family!r}: give only one")
+        elif effective_depth is not None:
+            iters = spec.iters_for(effective_depth)
+        elif iters is None:
+            raise ConfigError(f"family {family!r} needs effective_depth or iters; paper depths: "
+                              f"{', '.join(map(str, spec.paper_depths))}")
+        if iters < 1:
+            raise ConfigError(f"iters must be >= 1, got {iters}")
+        return spec.builder(mode, iters, width, dataset, **options)
+    if effective_depth is not None:
+        spec.iters_for(effective_depth)
+    if iters is not None:
+        raise ConfigError(f"family {family!r} has a fixed depth and no iters")
+    return spec.builder(mode, None, width, dataset, **options)
+
+
+def paper_configurations(family: str | None = None) -> list[dict[str, Any]]:
+    """Every (family, mode, data set, depth) of the paper with iters and parameter count.
+
+    Models are built on the meta device, so even the 40M-parameter networks cost no memory.
+    """
+    rows: list[dict[str, Any]] = []
+    families = [family] if family else list_models()
+    for name in families:
+        spec = get_family(name)
+        for dataset in spec.datasets:
+            for mode in spec.modes:
+                for depth in spec.paper_depths:
+                    model = meta_build(lambda: build_model(
+                        name, mode, effective_depth=depth if spec.unrolled else None,
+                        dataset=dataset))
+                    rows.append(model.describe())
+    return rows
+
+
+def builder_options(family: str) -> dict[str, Any]:
+    """The family's options with their defaults (from the registry)."""
+    spec = get_family(family)
+    return dict(spec.options)
+
+
+__all__ = ["FamilySpec", "build_model", "builder_options", "get_family", "list_models",
+           "paper_configurations", "register_family"]

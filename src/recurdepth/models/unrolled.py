@@ -1,0 +1,230 @@
+"""The paper's Equation 1: ``head(body(stem(x)))`` with a recurrent or feed-forward body.
+
+A *recurrent* model applies one unit ``iters`` times (the same parameters every time); its
+*feed-forward twin* applies ``iters`` distinct copies of that unit. Effective depth, weight sharing,
+per-iteration BatchNorm, "more iterations at test time" and "the state after every iteration" all
+live here, so every family only says what its stem, unit and head are, and every analysis reads
+per-iteration states from the model instead of hooking into a shared module (a module-keyed hook
+only sees the last call of a module that is applied several times).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from recurdepth.errors import ConfigError
+
+MODES = ("recurrent", "feedforward")
+
+# Modules on a residual shortcut (1x1 projections) are not on the longest path: not counted.
+_SHORTCUT_NAMES = ("shortcut", "downsample")
+
+
+def count_layers(module: nn.Module) -> int:
+    """Number of convolutions and linear layers on the main path of ``module``."""
+    total = 0
+    for name, sub in module.named_modules(remove_duplicate=False):
+        if any(part in _SHORTCUT_NAMES for part in name.split(".")):
+            continue
+        if isinstance(sub, (nn.Conv2d, nn.Linear)):
+            total += 1
+    return total
+
+
+class Unit(nn.Module):
+    """A body unit. ``forward(x, slot)``: ``slot`` picks per-iteration norm layers, if any.
+
+    Units with per-iteration normalisation keep them in ``self.norms`` (an ``nn.ModuleList`` with
+    one entry per slot); everything else in the unit is shared across iterations.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # An instance attribute (not a class one): nn.Module looks up registered submodules only
+        # when normal attribute lookup fails, so a class-level None would shadow them.
+        self.norms: nn.ModuleList | None = None
+
+    @property
+    def num_slots(self) -> int | None:
+        """How many iterations this unit has norm layers for (None: unlimited)."""
+        return None if self.norms is None else len(self.norms)
+
+    def forward(self, x: Tensor, slot: int = 0) -> Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class RecurDepthModel(nn.Module):
+    """Base of every model in the zoo: knows its family, mode, data set, iters and depth."""
+
+    family: str
+    mode: str
+    dataset: str
+    iters: int | None
+
+    @property
+    def effective_depth(self) -> int:
+        """Convolutions and linear layers on the unrolled input-to-output path."""
+        raise NotImplementedError
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of distinct trainable parameters (shared weights counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-friendly summary: family, mode, data set, effective depth, iters, parameters."""
+        return {
+            "family": self.family,
+            "mode": self.mode,
+            "dataset": self.dataset,
+            "effective_depth": self.effective_depth,
+            "iters": self.iters,
+            "parameters": self.num_parameters,
+        }
+
+
+class UnrolledNet(RecurDepthModel):
+    """``head ∘ body ∘ stem`` whose body is one shared unit (recurrent) or ``iters`` units."""
+
+    def __init__(
+        self,
+        *,
+        family: str,
+        mode: str,
+        dataset: str,
+        iters: int,
+        stem: nn.Module,
+        make_unit: Callable[[int], Unit],
+        head: nn.Module,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; valid choices: {', '.join(MODES)}")
+        if iters < 1:
+            raise ConfigError(f"iters must be >= 1, got {iters}")
+        self.family, self.mode, self.dataset, self.iters = family, mode, dataset, iters
+        self.stem = stem
+        self.head = head
+        self._make_unit = make_unit
+        if mode == "recurrent":
+            self.body = nn.ModuleList([make_unit(iters)])
+        else:
+            self.body = nn.ModuleList([make_unit(1) for _ in range(iters)])
+
+    @property
+    def recurrent(self) -> bool:
+        """True when the body is one weight-shared unit."""
+        return self.mode == "recurrent"
+
+    @property
+    def max_iters(self) -> int | None:
+        """Largest iteration count this model can run (None: any; BN-recurrent: its BN layers)."""
+        if not self.recurrent:
+            return self.iters
+        return self.body[0].num_slots
+
+    @property
+    def layers_per_unit(self) -> int:
+        """Convolutions and linear layers in one body unit."""
+        return count_layers(self.body[0])
+
+    def effective_depth_at(self, iters: int) -> int:
+        """Effective depth when the body runs ``iters`` times."""
+        return count_layers(self.stem) + iters * self.layers_per_unit + count_layers(self.head)
+
+    @property
+    def effective_depth(self) -> int:
+        return self.effective_depth_at(self.iters)
+
+    def _check_iters(self, iters: int | None) -> int:
+        if iters is None:
+            return self.iters
+        if iters < 1:
+            raise ConfigError(f"iters must be >= 1, got {iters}")
+        if not self.recurrent and iters != self.iters:
+            raise ConfigError(
+                f"a feed-forward model has a fixed depth: it runs exactly {self.iters} units, "
+                f"not {iters}; only recurrent models can run more or fewer iterations"
+            )
+        limit = self.max_iters
+        if limit is not None and iters > limit:
+            raise ConfigError(
+                f"this recurrent model has per-iteration BatchNorm for {limit} iterations and "
+                f"cannot run {iters}: there are no BatchNorm statistics for iteration {limit + 1}. "
+                f"Evaluate at most {limit} iterations (or build the model with iters={iters})."
+            )
+        return iters
+
+    def iterate(self, x: Tensor, iters: int | None = None) -> Iterator[Tensor]:
+        """Yield the body state after each iteration 1..iters (block i of a feed-forward model)."""
+        n = self._check_iters(iters)
+        h = self.stem(x)
+        for i in range(n):
+            h = self.body[0](h, i) if self.recurrent else self.body[i](h, 0)
+            yield h
+
+    def states(self, x: Tensor, iters: int | None = None) -> list[Tensor]:
+        """Return the body state after every iteration as a list of length ``iters``."""
+        return list(self.iterate(x, iters))
+
+    def outputs_per_iteration(self, x: Tensor, iters: int | None = None) -> list[Tensor]:
+        """Return the head's output after every iteration (the "think longer" curve)."""
+        return [self.head(h) for h in self.iterate(x, iters)]
+
+    def forward(self, x: Tensor, iters: int | None = None) -> Tensor:
+        h = x
+        for h in self.iterate(x, iters):
+            pass
+        return self.head(h)
+
+    def feedforward_twin(self) -> UnrolledNet:
+        """Return the feed-forward model whose unit k holds this recurrent model's weights.
+
+        Unit k gets the shared weights and the per-iteration norm layers of iteration k, so the
+        twin computes exactly the same function (paper §2: recurrence is depth-wise sharing).
+        """
+        if not self.recurrent:
+            raise ConfigError("feedforward_twin() needs a recurrent model")
+        twin = UnrolledNet(
+            family=self.family,
+            mode="feedforward",
+            dataset=self.dataset,
+            iters=self.iters,
+            stem=copy.deepcopy(self.stem),
+            make_unit=self._make_unit,
+            head=copy.deepcopy(self.head),
+        )
+        twin.to(next(self.parameters()).device)
+        shared = self.body[0].state_dict()
+        for k, unit in enumerate(twin.body):
+            unit.load_state_dict(_slot_state(shared, k))
+        return twin
+
+
+def _slot_state(state: dict[str, Tensor], slot: int) -> dict[str, Tensor]:
+    """The state dict of a one-slot unit: shared weights plus the norm layers of ``slot``."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("norms."):
+            index, rest = key[len("norms.") :].split(".", 1)
+            if int(index) == slot:
+                out[f"norms.0.{rest}"] = value.clone()
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def conv3x3(c_in: int, c_out: int, *, stride: int = 1, padding: int = 1, dilation: int = 1,
+            bias: bool = False) -> nn.Conv2d:
+    """A 3x3 convolution (every convolution in the paper's families is 3x3)."""
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=padding, dilation=dilation, bias=bias)
+
+
+def meta_build(fn: Callable[[], nn.Module]) -> nn.Module:
+    """Build a module on the meta device: structure and parameter counts without memory."""
+    with torch.device("meta"):
+        return fn()
