@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecurDepthError as e:
         print(f"recurdepth {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"recurdepth {args.command}: interrupted", file=sys.stderr)
         return 130

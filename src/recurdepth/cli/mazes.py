@@ -1,0 +1,147 @@
+"""``recurdepth mazes``: generate, show and inspect the maze data sets (paper §4)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recurdepth.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``recurdepth mazes generate|show|stats`` to the sub-command parsers."""
+    p = sub.add_parser(
+        "mazes",
+        help="generate, show and inspect maze data sets",
+        description="Maze data sets of the paper (§4): randomized-DFS mazes of odd size s (9, 11, 13 "
+        "are small, medium, large), images of side 2(s+2)+2 px, shortest-path targets.",
+    )
+    msub = p.add_subparsers(dest="mazes_command", metavar="ACTION", required=True)
+
+    g = msub.add_parser(
+        "generate",
+        help="generate train and test splits of one size",
+        description="Generate deduplicated train and test splits (no test maze equals a training "
+        "maze) as uint8 .npy files with a manifest. Same seed, same bytes on any machine. An existing "
+        "identical data set is left alone; a different one is refused.",
+    )
+    g.add_argument("--size", type=int, default=9, help="maze size s, odd >= 3 (default 9)")
+    g.add_argument("--train", type=int, default=50000, help="training mazes (default 50000)")
+    g.add_argument("--test", type=int, default=10000, help="test mazes (default 10000)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--out", type=Path, default=None,
+                   help="output folder (default DATA_ROOT/mazes_SIZE)")
+    g.add_argument("--data-root", type=Path, default=Path("data"),
+                   help="data root for the default --out (default ./data)")
+    g.add_argument("--dfs-root", choices=("start", "random"), default="start",
+                   help="root the DFS at the start cell (the paper's setting) or at a random cell")
+    g.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for the kernels, 0 = all (default 1; the output is the same)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.set_defaults(func=run_generate)
+
+    s = msub.add_parser(
+        "show",
+        help="save a PNG grid of mazes and their solutions",
+        description="Save a PNG grid of inputs beside their solutions (like the paper's Figure 3).",
+    )
+    s.add_argument("dir", type=Path, help="a data set folder (or a published maze_data_<split>_<size>)")
+    s.add_argument("--split", choices=("train", "test"), default="train", help="split (default train)")
+    s.add_argument("--count", type=int, default=8, help="number of mazes (default 8)")
+    s.add_argument("--start", type=int, default=0, help="index of the first maze (default 0)")
+    s.add_argument("--out", type=Path, default=None, help="PNG path (default DIR/examples_SPLIT.png)")
+    s.set_defaults(func=run_show)
+
+    t = msub.add_parser(
+        "stats",
+        help="counts, duplicates, overlap and path lengths of data sets",
+        description="Print counts, duplicate rate, train/test overlap and the optimal path-length "
+        "distribution (cell steps) of each split, and save a histogram PNG like the paper's Figure 4.",
+    )
+    t.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="data set folders")
+    t.add_argument("--histogram", type=Path, default=None,
+                   help="PNG path (default path_lengths.png in the first DIR)")
+    t.add_argument("--no-verify", action="store_true", help="skip the checksum verification")
+    t.set_defaults(func=run_stats)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Generate one data set (or report that it already exists)."""
+    from recurdepth.data.mazes import generate_dataset, maze_dir
+    from recurdepth.data.mazes.dataset import dataset_identity, existing_dataset
+    from recurdepth.data.mazes.generate import check_size
+
+    size = check_size(args.size)
+    out = args.out if args.out is not None else maze_dir(args.data_root, size)
+    if args.train < 0 or args.test < 0:
+        raise ConfigError(f"--train and --test must be >= 0, got {args.train} and {args.test}")
+    if existing_dataset(out, dataset_identity(size, args.train, args.test, args.seed, args.dfs_root)):
+        print(f"{out}: this data set already exists, nothing to do")
+        return 0
+    t0 = time.perf_counter()
+    generate_dataset(out, size=size, n_train=args.train, n_test=args.test, seed=args.seed,
+                     progress=not args.no_progress, dfs_root=args.dfs_root,
+                     threads=args.threads or None)
+    seconds = time.perf_counter() - t0
+    total = args.train + args.test
+    print(f"{out}: {args.train:,} train + {args.test:,} test mazes of size {size} in {seconds:.2f} s "
+          f"({total / max(seconds, 1e-9):,.0f} mazes/s)")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Save a PNG grid of mazes and solutions."""
+    from recurdepth.data.mazes import open_maze_folder
+    from recurdepth.data.mazes.plots import show_grid
+
+    splits = open_maze_folder(args.dir, verify=False)
+    if args.split not in splits:
+        raise ConfigError(f"{args.dir} has no {args.split} split (it has: {', '.join(splits)})")
+    split = splits[args.split]
+    if args.count < 1 or not 0 <= args.start < len(split):
+        raise ConfigError(f"--count must be >= 1 and --start in [0, {len(split) - 1}]")
+    out = args.out if args.out is not None else Path(args.dir) / f"examples_{args.split}.png"
+    show_grid(split, out, count=args.count, start=args.start)
+    print(f"wrote {out}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """Print statistics of data sets and save a path-length histogram."""
+    from recurdepth.data.mazes import open_maze_folder
+    from recurdepth.data.mazes.dataset import dataset_manifest
+    from recurdepth.data.mazes.plots import path_length_histogram
+    from recurdepth.data.mazes.stats import split_statistics
+
+    lengths = {}
+    for folder in args.dirs:
+        splits = open_maze_folder(folder, verify=not args.no_verify)
+        stats = split_statistics(splits)
+        size = next(iter(splits.values())).size
+        manifest = dataset_manifest(folder)
+        origin = (f", seed {manifest['seed']}, DFS rooted at the {manifest['dfs_root']} cell"
+                  if manifest else ", published layout")
+        print(f"{folder}  (size {size}{origin})")
+        for name, st in stats.items():
+            pl = st["path_length"]
+            overlap = f"  overlap with train {st['overlap_with_train']}" if "overlap_with_train" in st else ""
+            print(f"  {name:5s} {st['count']:>7,} mazes  duplicates {st['duplicates']} "
+                  f"({100 * st['duplicate_rate']:.2f}%){overlap}")
+            gen = (manifest or {}).get("splits", {}).get(name)
+            if gen:
+                print(f"        generation: {gen['drawn']:,} drawn, {gen['duplicates_removed']} duplicates and "
+                      f"{gen['overlap_removed']} copies of train mazes removed "
+                      f"({100 * (gen['drawn'] - st['count']) / max(gen['drawn'], 1):.2f}%)")
+            if pl["count"]:
+                print(f"        path length (cell steps): mean {pl['mean']:.2f}  std {pl['std']:.2f}  "
+                      f"min {pl['min']}  median {pl['median']:g}  max {pl['max']}")
+                print("        histogram: " + " ".join(f"{k}:{v}" for k, v in pl["histogram"].items()))
+        label = f"{size}x{size}" if f"{size}x{size}" not in lengths else f"{size}x{size} {folder}"
+        lengths[label] = np.concatenate([s.path_lengths() for s in splits.values()])
+    out = args.histogram if args.histogram is not None else Path(args.dirs[0]) / "path_lengths.png"
+    path_length_histogram(lengths, out)
+    print(f"wrote {out}")
+    return 0
