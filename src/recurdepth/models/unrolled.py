@@ -140,7 +140,8 @@ class UnrolledNet(RecurDepthModel):
     def effective_depth(self) -> int:
         return self.effective_depth_at(self.iters)
 
-    def _check_iters(self, iters: int | None) -> int:
+    def check_iters(self, iters: int | None) -> int:
+        """Return the iteration count to run (``None``: the built one) or a ConfigError."""
         if iters is None:
             return self.iters
         if iters < 1:
@@ -161,7 +162,7 @@ class UnrolledNet(RecurDepthModel):
 
     def iterate(self, x: Tensor, iters: int | None = None) -> Iterator[Tensor]:
         """Yield the body state after each iteration 1..iters (block i of a feed-forward model)."""
-        n = self._check_iters(iters)
+        n = self.check_iters(iters)
         h = self.stem(x)
         for i in range(n):
             h = self.body[0](h, i) if self.recurrent else self.body[i](h, 0)

@@ -1,0 +1,117 @@
+"""``recurdepth sweep``: run every run of an experiment (local or Ray) into its results database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recurdepth.experiments.executors import EXECUTORS, make_executor
+from recurdepth.experiments.spec import Experiment, RunSpec, list_presets, load_experiment
+from recurdepth.experiments.store import ResultStore
+from recurdepth.experiments.sweep import db_path_for, default_out_dir, run_sweep
+
+
+def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "runs/<experiment>",
+                           data_default: str = "the experiment's data.root") -> None:
+    """Options shared by ``sweep`` and ``reproduce``: output, data root, executor."""
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder: results.sqlite, runs/, report/ (default: {out_default})")
+    p.add_argument("--data-root", default=None,
+                   help=f"folder of the data sets (default: {data_default})")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: this machine; ray: one Ray task per run (default: local)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (e.g. auto or ray://head:10001); default: start a "
+                        "local Ray")
+    p.add_argument("--max-parallel", type=int, default=None, metavar="N",
+                   help="runs at once (local: worker processes with one CPU thread share each, "
+                        "default 1; ray: tasks in flight, default all)")
+    p.add_argument("--num-cpus", type=float, default=1.0,
+                   help="CPUs per Ray task (default 1)")
+    p.add_argument("--num-gpus", type=float, default=0.0,
+                   help="GPUs per Ray task (default 0; use 1 on a GPU cluster)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run an experiment's grid of runs into a results database",
+        description="Expand an experiment (a preset name or a YAML file) into runs and train each "
+        "with the same function as `recurdepth train`, recording every run in "
+        "<out>/results.sqlite. Rerunning skips finished runs and resumes interrupted ones; a "
+        "failed run is recorded with its error and the others go on. "
+        f"Presets: {', '.join(list_presets())}.",
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="preset name or experiment YAML file")
+    add_experiment_options(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs with their parameter counts and status; run nothing")
+    p.add_argument("--report", action="store_true",
+                   help="write the report (plots, tables, index) when the sweep ends")
+    p.set_defaults(func=run)
+
+
+def format_rows(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """Render rows as an aligned text table (numbers right-aligned, thousands separators)."""
+    def cell(v: object) -> str:
+        return "-" if v is None else f"{v:,}" if isinstance(v, int) else str(v)
+
+    cells = [[cell(r[c]) for c in columns] for r in rows]
+    header = [c.replace("_", " ") for c in columns]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    numeric = [all(isinstance(r[c], int) or r[c] is None for r in rows) for c in columns]
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(vals, widths, numeric)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def load_for_cli(args: argparse.Namespace) -> tuple[Experiment, Path]:
+    """The experiment (with --data-root applied) and its output folder."""
+    experiment = load_experiment(args.experiment)
+    if args.data_root is not None:
+        experiment = experiment.with_data_root(Path(args.data_root).resolve())
+    out = args.out if args.out is not None else default_out_dir(experiment)
+    return experiment, out
+
+
+def dry_run(experiment: Experiment, runs: list[RunSpec], out: Path) -> int:
+    """Print the runs with parameter counts and their status in an existing database."""
+    status: dict[str, str] = {}
+    db = db_path_for(out)
+    if db.exists():
+        with ResultStore.open_existing(db) as store:
+            store.check_identity(experiment)
+            status = {r.id: r.status for r in store.records()}
+    rows = [{"run": r.name, "id": r.run_id, "mode": r.config.model.mode,
+             "effective_depth": r.effective_depth, "iters": r.iters,
+             "parameters": r.parameters, "status": status.get(r.run_id, "new")} for r in runs]
+    print(format_rows(rows, ("run", "id", "mode", "effective_depth", "iters", "parameters",
+                             "status")))
+    print(f"\n{experiment.name}: {len(runs)} runs ({experiment.trials} trial(s) each); "
+          f"database {db}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    experiment, out = load_for_cli(args)
+    if args.dry_run:
+        return dry_run(experiment, experiment.runs(), out)
+    executor = make_executor(args.executor, max_parallel=args.max_parallel, address=args.address,
+                             num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                             progress=not args.no_progress)
+    summary = run_sweep(experiment, out, executor=executor, progress=not args.no_progress)
+    done = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing to run"
+    print(f"{experiment.name}: {summary.total} runs, {summary.skipped} already finished, "
+          f"{summary.ran} run now ({done}); database {summary.db_path}")
+    for name, error in summary.failures:
+        print(f"  failed: {name}: {error.splitlines()[0]}")
+    if args.report:
+        from recurdepth.report import write_report
+
+        files = write_report(summary.db_path)
+        print(f"report: {files.index}")
+    return 1 if summary.failures else 0

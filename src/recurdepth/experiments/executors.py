@@ -1,0 +1,244 @@
+"""Executors: where the runs of a sweep execute (this process, local processes, a Ray cluster).
+
+Every executor calls the same single-run function (``train_run`` unless told otherwise) through
+:func:`execute_task`, which never raises: workers *return* a result or an error, and only the
+driver writes the results database.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from recurdepth.errors import ConfigError
+
+TrainFn = Callable[..., dict]
+"""``train_fn(config: RunConfig, run_dir: Path, *, progress: bool) -> result dict``."""
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run handed to an executor: its id, name, resolved config (a dict) and folder."""
+
+    run_id: str
+    name: str
+    config: dict[str, Any]
+    run_dir: str
+
+
+Outcome = dict[str, Any]
+"""``{"ok": True, "result": {...}}`` or ``{"ok": False, "error": "Type: message\\n<traceback>"}``."""
+
+
+def default_train_fn() -> TrainFn:
+    """The single-run function of ``recurdepth train``."""
+    from recurdepth.training.run import train_run
+
+    return train_run
+
+
+def execute_task(train_fn: TrainFn | None, config: dict[str, Any], run_dir: str, *,
+                 progress: bool = False, threads: int | None = None) -> Outcome:
+    """Train one run and return its outcome; exceptions become an error outcome, never raise."""
+    from recurdepth.training.config import RunConfig
+
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        fn = train_fn or default_train_fn()
+        result = fn(RunConfig.from_dict(config), Path(run_dir), progress=progress)
+        return {"ok": True, "result": dict(result)}
+    except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
+        return {"ok": False, "error": format_error(e)}
+
+
+def format_error(e: BaseException) -> str:
+    """``Type: message`` on the first line, then the traceback (for the database)."""
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return f"{type(e).__name__}: {e}\n{tb}"
+
+
+class Executor(Protocol):
+    """Runs tasks; calls ``on_start(task)`` before and ``on_done(task, outcome)`` after each."""
+
+    def execute(self, tasks: list[Task], train_fn: TrainFn | None,
+                on_start: Callable[[Task], None],
+                on_done: Callable[[Task, Outcome], None],
+                on_tick: Callable[[], None] | None = None) -> None: ...
+
+
+TICK_SECONDS = 2.0
+
+
+def _windowed(tasks: Iterable[Task], window: int, submit: Callable[[Task], Hashable],
+              wait_any: Callable[[list[Hashable], float], list[tuple[Hashable, Outcome]]],
+              on_start: Callable[[Task], None], on_done: Callable[[Task, Outcome], None],
+              on_tick: Callable[[], None] | None) -> None:
+    """Keep at most ``window`` tasks in flight; report each as it starts and finishes, and call
+    ``on_tick`` every few seconds meanwhile (progress of the runs in flight)."""
+    queue = list(tasks)
+    inflight: dict[Hashable, Task] = {}
+    while queue or inflight:
+        while queue and len(inflight) < window:
+            task = queue.pop(0)
+            on_start(task)
+            inflight[submit(task)] = task
+        for handle, outcome in wait_any(list(inflight), TICK_SECONDS):
+            on_done(inflight.pop(handle), outcome)
+        if on_tick:
+            on_tick()
+
+
+class LocalExecutor:
+    """Runs in this process (``max_parallel=1``) or in up to ``max_parallel`` worker processes."""
+
+    def __init__(self, max_parallel: int = 1, *, progress: bool = True,
+                 threads_per_run: int | None = None) -> None:
+        if max_parallel < 1:
+            raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")
+        self.max_parallel = max_parallel
+        self.progress = progress
+        cpus = os.cpu_count() or 1
+        self.threads_per_run = threads_per_run or max(1, cpus // max_parallel)
+
+    def execute(self, tasks: list[Task], train_fn: TrainFn | None,
+                on_start: Callable[[Task], None],
+                on_done: Callable[[Task, Outcome], None],
+                on_tick: Callable[[], None] | None = None) -> None:
+        """Run ``tasks``; sequential runs show their own progress bars."""
+        if self.max_parallel == 1:
+            for task in tasks:
+                on_start(task)
+                on_done(task, execute_task(train_fn, task.config, task.run_dir,
+                                           progress=self.progress))
+            return
+        # spawn, not fork: forking a process that already runs torch threads can deadlock.
+        ctx = multiprocessing.get_context("spawn")
+        pool = cf.ProcessPoolExecutor(self.max_parallel, mp_context=ctx,
+                                      initializer=_worker_init, initargs=(os.getpid(),))
+
+        def submit(task: Task) -> cf.Future:
+            return pool.submit(execute_task, train_fn, task.config, task.run_dir,
+                               progress=False, threads=self.threads_per_run)
+
+        def wait_any(futures: list[Hashable], timeout: float) -> list[tuple[Hashable, Outcome]]:
+            done, _ = cf.wait(futures, timeout=timeout,  # type: ignore[arg-type]
+                              return_when=cf.FIRST_COMPLETED)
+            out = []
+            for fut in done:
+                try:
+                    out.append((fut, fut.result()))
+                except Exception as e:  # noqa: BLE001 - a worker process died
+                    out.append((fut, {"ok": False, "error": format_error(e)}))
+            return out
+
+        try:
+            _windowed(tasks, self.max_parallel, submit, wait_any, on_start, on_done, on_tick)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Exit the worker when the driver dies, so a killed sweep leaves no run training alone."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+class RayExecutor:
+    """Each run is a Ray task with ``num_cpus`` / ``num_gpus``, on a cluster or a local Ray.
+
+    ``address``: an existing cluster ("auto" or "ray://host:10001"); without it, a Ray already
+    initialised in this process is used, else a local one is started (and shut down after).
+    Run folders and data must be on storage that every node sees.
+    """
+
+    def __init__(self, *, address: str | None = None, num_cpus: float = 1.0,
+                 num_gpus: float = 0.0, max_parallel: int | None = None) -> None:
+        if num_cpus <= 0 or num_gpus < 0:
+            raise ConfigError(f"a Ray task needs num_cpus > 0 and num_gpus >= 0, got "
+                              f"{num_cpus} / {num_gpus}")
+        self.address = address
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.max_parallel = max_parallel
+
+    def execute(self, tasks: list[Task], train_fn: TrainFn | None,
+                on_start: Callable[[Task], None],
+                on_done: Callable[[Task, Outcome], None],
+                on_tick: Callable[[], None] | None = None) -> None:
+        """Submit the tasks to Ray (at most ``max_parallel`` in flight) and collect outcomes."""
+        if not tasks:
+            return
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'recurdepth[ray]'") from None
+        started_here = False
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False)
+            started_here = True
+        remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                            max_retries=0)(execute_task)
+        threads = max(1, int(self.num_cpus))
+
+        def submit(task: Task) -> Hashable:
+            return remote.remote(train_fn, task.config, task.run_dir, progress=False,
+                                 threads=threads)
+
+        def wait_any(refs: list[Hashable], timeout: float) -> list[tuple[Hashable, Outcome]]:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            out = []
+            for ref in ready:
+                try:
+                    out.append((ref, ray.get(ref)))
+                except Exception as e:  # noqa: BLE001 - the worker or node died
+                    out.append((ref, {"ok": False, "error": format_error(e)}))
+            return out
+
+        try:
+            _windowed(tasks, self.max_parallel or len(tasks) or 1, submit, wait_any, on_start,
+                      on_done, on_tick)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def make_executor(name: str, *, max_parallel: int | None = None, address: str | None = None,
+                  num_cpus: float = 1.0, num_gpus: float = 0.0,
+                  progress: bool = True) -> LocalExecutor | RayExecutor:
+    """Build the executor ``name`` ("local" or "ray") from command-line options."""
+    if name == "local":
+        if address:
+            raise ConfigError("--address is for --executor ray")
+        return LocalExecutor(max_parallel or 1, progress=progress)
+    if name == "ray":
+        return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus,
+                           max_parallel=max_parallel)
+    from recurdepth.errors import choices_message
+
+    raise ConfigError(choices_message("executor", name, EXECUTORS))
+
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "Outcome", "RayExecutor", "Task",
+           "TrainFn", "default_train_fn", "execute_task", "format_error", "make_executor"]

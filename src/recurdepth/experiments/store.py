@@ -1,0 +1,242 @@
+"""The results database: one SQLite file per experiment, written only by the sweep driver.
+
+Table ``experiment`` holds the experiment's identity (name, spec hash, spec); a database of
+another experiment is refused before anything runs. Table ``runs`` has one row per run: id,
+name, grid values (JSON), resolved config (JSON), parameter count, status, result (JSON), error,
+run folder (relative to the database), attempts and timestamps.
+
+A write happens only when something changes, so rerunning a finished sweep leaves the file
+byte-for-byte identical.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recurdepth.errors import ConfigError, DataError
+from recurdepth.experiments.spec import Experiment, RunSpec, canonical_json
+
+SCHEMA_VERSION = "1"
+DB_NAME = "results.sqlite"
+
+# A finished run is never run again; any other status is (re)started by the next sweep.
+FINISHED = ("completed", "diverged")
+STATUSES = ("pending", "running", "completed", "diverged", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiment (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    params TEXT NOT NULL,
+    config TEXT NOT NULL,
+    parameters INTEGER,
+    effective_depth INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending',
+    result TEXT,
+    error TEXT,
+    run_dir TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT,
+    started_at TEXT,
+    finished_at TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the ``runs`` table, decoded."""
+
+    id: str
+    position: int
+    name: str
+    params: dict[str, Any]
+    config: dict[str, Any]
+    parameters: int | None
+    effective_depth: int | None
+    status: str
+    result: dict[str, Any] | None
+    error: str | None
+    run_dir: Path
+    attempts: int
+    started_at: str | None
+    finished_at: str | None
+
+    @property
+    def finished(self) -> bool:
+        """True when the run completed or diverged (it will not run again)."""
+        return self.status in FINISHED
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+
+
+class ResultStore:
+    """The SQLite results database of one experiment."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection) -> None:
+        self.path = Path(path)
+        self.conn = conn
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, experiment: Experiment) -> ResultStore:
+        """Open (or create) the database of ``experiment``; refuse one of another experiment."""
+        path = Path(path)
+        existing = path.exists()
+        if existing:
+            store = cls.open_existing(path)
+            store.check_identity(experiment)
+            return store
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)
+        store = cls(path, conn)
+        conn.executescript(_SCHEMA)  # executescript commits on its own
+        with store._transaction():
+            rows = {"name": experiment.name, "spec_hash": experiment.spec_hash,
+                    "spec": canonical_json(experiment.identity()),
+                    "schema_version": SCHEMA_VERSION}
+            conn.executemany("INSERT INTO experiment VALUES (?, ?)", sorted(rows.items()))
+        return store
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> ResultStore:
+        """Open an existing results database (DataError if it is missing or not one of ours)."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"results database {path} does not exist; run `recurdepth sweep` first")
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise DataError(f"{path} is not a results database ({e})") from None
+        if not {"experiment", "runs"} <= tables:
+            conn.close()
+            raise DataError(f"{path} is not a recurdepth results database (no experiment/runs "
+                            f"tables)")
+        return cls(path, conn)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    # -- identity --------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        """The experiment table as a dict (name, spec_hash, spec, schema_version)."""
+        return dict(self.conn.execute("SELECT key, value FROM experiment"))
+
+    @property
+    def experiment_name(self) -> str:
+        """Name of the experiment this database belongs to."""
+        return self.meta()["name"]
+
+    def check_identity(self, experiment: Experiment) -> None:
+        """ConfigError unless this database belongs to ``experiment`` (same name and spec)."""
+        meta = self.meta()
+        if meta.get("name") != experiment.name or meta.get("spec_hash") != experiment.spec_hash:
+            what = ("another experiment" if meta.get("name") != experiment.name
+                    else "a different version of this experiment (its spec changed)")
+            raise ConfigError(
+                f"results database {self.path} belongs to {what}: "
+                f"{meta.get('name')!r} (spec {meta.get('spec_hash')}), not {experiment.name!r} "
+                f"(spec {experiment.spec_hash}); use another --out folder, or remove the database "
+                f"to start this experiment afresh")
+
+    # -- runs ------------------------------------------------------------------------------
+    def sync_runs(self, runs: Iterable[RunSpec], run_dirs: dict[str, Path]) -> int:
+        """Insert the runs not in the database yet as 'pending'; return how many were added."""
+        known = {r[0] for r in self.conn.execute("SELECT id FROM runs")}
+        new = [(r, i) for i, r in enumerate(runs) if r.run_id not in known]
+        if not new:
+            return 0
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT INTO runs (id, position, name, params, config, parameters, effective_depth,"
+                " status, run_dir, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                [(r.run_id, i, r.name, canonical_json(r.params), canonical_json(r.config.to_dict()),
+                  r.parameters, r.effective_depth, self._relative(run_dirs[r.run_id]), _now())
+                 for r, i in new])
+        return len(new)
+
+    def _relative(self, run_dir: Path) -> str:
+        try:
+            return str(Path(run_dir).resolve().relative_to(self.path.parent.resolve()))
+        except ValueError:
+            return str(Path(run_dir).resolve())
+
+    def mark_running(self, run_id: str) -> None:
+        """Record that a run started (one more attempt)."""
+        with self._transaction():
+            self.conn.execute("UPDATE runs SET status='running', attempts=attempts+1, "
+                              "started_at=?, error=NULL WHERE id=?", (_now(), run_id))
+
+    def record_result(self, run_id: str, result: dict[str, Any]) -> None:
+        """Record a run's result dict; its ``status`` (completed / diverged) becomes the run's."""
+        status = str(result.get("status", "completed"))
+        if status not in FINISHED:
+            status = "failed"
+        with self._transaction():
+            self.conn.execute("UPDATE runs SET status=?, result=?, error=NULL, finished_at=? "
+                              "WHERE id=?", (status, canonical_json(result), _now(), run_id))
+
+    def record_failure(self, run_id: str, error: str) -> None:
+        """Record that a run failed with ``error``."""
+        with self._transaction():
+            self.conn.execute("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=?",
+                              (error, _now(), run_id))
+
+    def records(self) -> list[RunRecord]:
+        """Every run of the database, in experiment order."""
+        rows = self.conn.execute(
+            "SELECT id, position, name, params, config, parameters, effective_depth, status, "
+            "result, error, run_dir, attempts, started_at, finished_at FROM runs "
+            "ORDER BY position, id").fetchall()
+        return [RunRecord(id=r[0], position=r[1], name=r[2], params=json.loads(r[3]),
+                          config=json.loads(r[4]), parameters=r[5], effective_depth=r[6],
+                          status=r[7], result=json.loads(r[8]) if r[8] else None, error=r[9],
+                          run_dir=self._absolute(r[10]), attempts=r[11], started_at=r[12],
+                          finished_at=r[13]) for r in rows]
+
+    def _absolute(self, run_dir: str) -> Path:
+        p = Path(run_dir)
+        return p if p.is_absolute() else self.path.parent / p
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of runs per status."""
+        return dict(self.conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status "
+                                      "ORDER BY status"))
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error): each update is atomic on disk."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+__all__ = ["DB_NAME", "FINISHED", "STATUSES", "ResultStore", "RunRecord"]

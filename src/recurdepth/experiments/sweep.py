@@ -1,0 +1,195 @@
+"""The sweep driver: expand an experiment, prepare its data, run what is not finished, record.
+
+The driver is the only writer of the results database. Rerunning a sweep skips finished runs and
+restarts the others, and ``train_run`` resumes each from its run folder's checkpoint, so killing
+the driver loses at most the epoch in progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from recurdepth.errors import DataError
+from recurdepth.experiments.executors import (
+    Executor,
+    LocalExecutor,
+    Outcome,
+    Task,
+    TrainFn,
+)
+from recurdepth.experiments.spec import Experiment, RunSpec
+from recurdepth.experiments.store import DB_NAME, ResultStore
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: runs in total, skipped as finished, run now, and their outcomes."""
+
+    experiment: str
+    db_path: Path
+    total: int
+    skipped: int
+    ran: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def default_out_dir(experiment: Experiment) -> Path:
+    """Where a sweep writes by default: ``runs/<experiment name>``."""
+    return Path("runs") / experiment.name
+
+
+def db_path_for(out_dir: str | Path) -> Path:
+    """The results database inside a sweep's output folder."""
+    return Path(out_dir) / DB_NAME
+
+
+def run_dirs_for(runs: list[RunSpec], out_dir: str | Path) -> dict[str, Path]:
+    """Each run's folder, ``<out>/runs/<name>_<id>``, keyed by run id."""
+    return {r.run_id: Path(out_dir).resolve() / "runs" / r.folder_name for r in runs}
+
+
+def _absolute_root(config: dict) -> dict:
+    # Workers (processes, Ray tasks) may start elsewhere: give them an absolute data folder.
+    config["data"]["root"] = str(Path(config["data"]["root"]).resolve())
+    return config
+
+
+def _epochs_done(task: Task) -> int:
+    """Epochs a run in flight has finished (from its folder's status file; 0 if unknown)."""
+    from recurdepth.training.run import read_status
+
+    try:
+        status = read_status(task.run_dir) or {}
+        return int(status.get("epoch", 0))
+    except Exception:  # noqa: BLE001 - progress display only
+        return 0
+
+
+def _maze_sizes(runs: list[RunSpec]) -> set[tuple[str, int]]:
+    sizes = set()
+    for r in runs:
+        data = r.config.data
+        if data.name != "mazes":
+            continue
+        for size in (data.maze_size, getattr(data, "eval_maze_size", None)):
+            if size is not None:
+                sizes.add((str(data.root), int(size)))
+    return sizes
+
+
+def _maze_data_present(root: str, size: int) -> bool:
+    from recurdepth.data.mazes import maze_dir, published_dir
+
+    return ((maze_dir(root, size) / "manifest.json").is_file()
+            or (published_dir(root, size, "test") / "inputs.npy").is_file())
+
+
+def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, int]]:
+    """Maze data sets to generate; DataError if one is missing and the experiment cannot make it."""
+    missing = sorted(s for s in _maze_sizes(runs) if not _maze_data_present(*s))
+    if missing and "mazes" not in experiment.prepare:
+        root, size = missing[0]
+        raise DataError(f"maze data of size {size} is missing under {root}; run `recurdepth mazes "
+                        f"generate --size {size} --out {Path(root) / f'mazes_{size}'}` first, or "
+                        f"add 'prepare: {{mazes: {{n_train: ..., n_test: ...}}}}' to the "
+                        f"experiment")
+    return missing
+
+
+def prepare_data(experiment: Experiment, missing: list[tuple[str, int]], *,
+                 progress: bool = True) -> None:
+    """Generate the missing maze data sets with the experiment's ``prepare.mazes`` sizes."""
+    if not missing:
+        return
+    from recurdepth.data.mazes import generate_dataset, maze_dir
+
+    opts = experiment.prepare["mazes"]
+    for root, size in missing:
+        if progress:
+            tqdm.write(f"generating mazes of size {size} under {root} "
+                       f"({opts.get('n_train', 50000)} train, {opts.get('n_test', 10000)} test)")
+        generate_dataset(maze_dir(root, size), size=size, progress=progress,
+                         **{k: int(v) for k, v in opts.items()})
+
+
+def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,
+              executor: Executor | None = None, train_fn: TrainFn | None = None,
+              progress: bool = True,
+              on_event: Callable[[str], None] | None = None) -> SweepSummary:
+    """Run every unfinished run of ``experiment`` and record it in ``<out>/results.sqlite``.
+
+    Validation happens first (experiment, models, database identity, data), so bad input is
+    refused before any run starts. A failed run is recorded with its error; the others go on.
+    """
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
+    runs = experiment.runs()
+    db_path = db_path_for(out_dir)
+    if db_path.exists():
+        ResultStore.open_existing(db_path).check_identity(experiment)
+    missing = check_data(experiment, runs)
+    run_dirs = run_dirs_for(runs, out_dir)
+    say = on_event or (tqdm.write if progress else (lambda msg: None))
+    with ResultStore.open(db_path, experiment) as store:
+        store.sync_runs(runs, run_dirs)
+        finished = {rec.id for rec in store.records() if rec.finished}
+        todo = [r for r in runs if r.run_id not in finished]
+        summary = SweepSummary(experiment.name, db_path, total=len(runs),
+                               skipped=len(runs) - len(todo))
+        say(f"sweep {experiment.name}: {len(runs)} runs, {summary.skipped} already finished, "
+            f"{len(todo)} to run; results in {db_path}")
+        if todo:
+            prepare_data(experiment, missing, progress=progress)
+        tasks = [Task(r.run_id, r.name, _absolute_root(r.config.to_dict()),
+                      str(run_dirs[r.run_id])) for r in todo]
+        epochs = {t.run_id: int(t.config["train"]["epochs"]) for t in tasks}
+        bar = tqdm(total=sum(epochs.values()), desc=f"sweep {experiment.name}", unit="epoch",
+                   disable=not progress or not tasks, position=0)
+        running: dict[str, Task] = {}
+        done_epochs = 0
+
+        def show() -> None:
+            in_flight = sum(_epochs_done(t) for t in running.values())
+            bar.n = min(bar.total, done_epochs + in_flight)
+            bar.set_postfix_str(f"runs {summary.ran}/{len(tasks)} done, {len(running)} running",
+                                refresh=False)
+            bar.refresh()
+
+        def on_start(task: Task) -> None:
+            store.mark_running(task.run_id)
+            running[task.run_id] = task
+
+        def on_done(task: Task, outcome: Outcome) -> None:
+            nonlocal done_epochs
+            running.pop(task.run_id, None)
+            done_epochs += epochs[task.run_id]
+            summary.ran += 1
+            if outcome["ok"]:
+                result = outcome["result"]
+                store.record_result(task.run_id, result)
+                status = str(result.get("status", "completed"))
+                acc = result.get("test_acc")
+                detail = f"test acc {acc:.2f}%" if isinstance(acc, (int, float)) else ""
+            else:
+                store.record_failure(task.run_id, outcome["error"])
+                status = "failed"
+                summary.failures.append((task.name, outcome["error"]))
+                detail = outcome["error"].splitlines()[0]
+            summary.statuses[status] = summary.statuses.get(status, 0) + 1
+            say(f"[{summary.ran}/{len(tasks)}] {task.name}: {status} {detail}".rstrip())
+            show()
+
+        try:
+            (executor or LocalExecutor(progress=progress)).execute(tasks, train_fn, on_start,
+                                                                  on_done, on_tick=show)
+        finally:
+            bar.close()
+    return summary
+
+
+__all__ = ["SweepSummary", "check_data", "db_path_for", "default_out_dir", "prepare_data",
+           "run_dirs_for", "run_sweep"]

@@ -1,0 +1,117 @@
+"""Reports from a results database: the paper's plots, tables (Markdown + CSV) and an index page.
+
+``write_report(db)`` reads only the database, so the same database always gives the same files.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recurdepth.experiments.store import ResultStore, RunRecord
+from recurdepth.io import atomic_write_text
+from recurdepth.report.plots import plot_accuracy_vs_depth, plot_accuracy_vs_iterations
+from recurdepth.report.results import GroupStat, fmt_int, group_results
+from recurdepth.report.tables import Table, depth_table, model_table, results_table
+
+
+@dataclass
+class ReportFiles:
+    """Paths of everything a report wrote; ``index`` is the page that links them."""
+
+    folder: Path
+    index: Path
+    index_html: Path
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+    groups: list[GroupStat] = field(default_factory=list)
+
+
+def _runs_table(records: list[RunRecord]) -> Table:
+    header = ["run", "status", "effective depth", "parameters", "test acc (%)", "train acc (%)",
+              "note"]
+    csv_header = ["id", "name", "status", "effective_depth", "parameters", "test_acc", "train_acc",
+                  "error"]
+    rows, csv_rows = [], []
+    for r in records:
+        res = r.result or {}
+        test, train = res.get("test_acc"), res.get("train_acc")
+        error = (r.error or "").splitlines()[0] if r.error else ""
+        rows.append([r.name, r.status, fmt_int(r.effective_depth), fmt_int(r.parameters),
+                     "–" if test is None else f"{test:.2f}",
+                     "–" if train is None else f"{train:.2f}", error.replace("|", "\\|")])
+        csv_rows.append([r.id, r.name, r.status, r.effective_depth, r.parameters, test, train,
+                         error])
+    return Table("runs", "Every run", header, rows, csv_header, csv_rows)
+
+
+def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> ReportFiles:
+    """Write plots, tables and ``index.md`` / ``index.html`` for the results in ``db_path``."""
+    db_path = Path(db_path)
+    with ResultStore.open_existing(db_path) as store:
+        meta = store.meta()
+        records = store.records()
+        counts = store.status_counts()
+    folder = Path(out_dir) if out_dir is not None else db_path.parent / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = meta.get("name", "?")
+    groups = group_results(records)
+    figures: list[tuple[str, Path]] = []
+    fig = plot_accuracy_vs_depth(groups, folder / "accuracy_vs_depth.png",
+                                 title=f"{name}: accuracy vs effective depth "
+                                       f"(mean ± standard error over trials)")
+    if fig:
+        figures.append(("Accuracy vs effective depth", fig))
+    fig = plot_accuracy_vs_iterations(groups, folder / "accuracy_vs_iterations.png",
+                                      title=f"{name}: recurrent models, accuracy vs test-time "
+                                            f"iterations (★ = trained iterations)")
+    if fig:
+        figures.append(("Accuracy vs test-time iterations", fig))
+    tables = [depth_table(groups), model_table(groups), results_table(groups),
+              _runs_table(records)]
+    table_paths: list[Path] = []
+    for t in tables:
+        table_paths += list(t.write(folder))
+
+    spec = json.loads(meta.get("spec", "{}"))
+    status_line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs"
+    md = [f"# {name}", "",
+          f"Results database: `{db_path.name}` · spec hash `{meta.get('spec_hash')}` · "
+          f"{len(records)} runs ({status_line}) · {spec.get('trials', '?')} trial(s) per "
+          f"configuration.", ""]
+    for title, path in figures:
+        md += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    for t in tables:
+        md += [f"## {t.title}", "", f"[Markdown]({t.name}.md) · [CSV]({t.name}.csv)", "",
+               t.markdown()]
+    index = atomic_write_text(folder / "index.md", "\n".join(md))
+    index_html = atomic_write_text(folder / "index.html",
+                                   _html(name, md[2], figures, tables))
+    return ReportFiles(folder=folder, index=index, index_html=index_html,
+                       figures=[p for _, p in figures], tables=table_paths, groups=groups)
+
+
+def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list[Table]) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{e(name)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+             "img{max-width:100%}</style></head><body>",
+             f"<h1>{e(name)}</h1>", f"<p>{e(summary.replace('`', ''))}</p>"]
+    for title, path in figures:
+        parts += [f"<h2>{e(title)}</h2>", f"<img src='{e(path.name)}' alt='{e(title)}'>"]
+    for t in tables:
+        parts += [f"<h2>{e(t.title)}</h2>",
+                  f"<p><a href='{t.name}.md'>Markdown</a> · <a href='{t.name}.csv'>CSV</a></p>",
+                  "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>"]
+        parts += ["<tr>" + "".join(f"<td>{e(c.replace(chr(92) + '|', '|'))}</td>" for c in row)
+                  + "</tr>" for row in t.rows]
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+__all__ = ["ReportFiles", "write_report"]

@@ -1,0 +1,153 @@
+"""The paper's figures: accuracy vs effective depth (Fig. 2, 5) and vs test-time iterations.
+
+Plots are deterministic: the same results give byte-identical PNG files (no date or software
+version in the metadata, no randomness).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from recurdepth.io import atomic_write  # noqa: E402
+from recurdepth.report.results import GroupStat, panels  # noqa: E402
+
+MODE_STYLE = {
+    "recurrent": {"label": "recurrent", "color": "#1f5fa8", "hatch": ""},
+    "feedforward": {"label": "feed-forward", "color": "#e08a1e", "hatch": "//"},
+}
+_PNG_METADATA = {"Software": None}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    # Atomic and deterministic: a fixed DPI and no "Software"/date entry in the PNG.
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, metadata=_PNG_METADATA))
+    plt.close(fig)
+    return path
+
+
+def _grid(n: int, width: float = 4.8, height: float = 3.8) -> tuple[plt.Figure, list[plt.Axes]]:
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.6),
+                             squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _suptitle(fig: plt.Figure, text: str) -> None:
+    # Wrap to the figure's width so a one-panel figure does not cut its title off.
+    chars = max(30, int(fig.get_figwidth() * 10))
+    fig.suptitle(textwrap.fill(text, chars), fontsize=11)
+
+
+def _ylabel(panel: str) -> str:
+    return "test accuracy (% mazes solved)" if panel.startswith("mazes") else "test accuracy (%)"
+
+
+def plot_accuracy_vs_depth(groups: list[GroupStat], path: str | Path, *,
+                           title: str = "") -> Path | None:
+    """Grouped bars per effective depth, recurrent and feed-forward side by side, mean ± SE.
+
+    One panel per data set / family (and any other grid axis); each trial is a dot on its bar.
+    Returns None when no group has a finished run.
+    """
+    by_panel = {p: gs for p, gs in panels(groups).items()
+                if any(g.test_accs for g in gs) and any(g.effective_depth for g in gs)}
+    if not by_panel:
+        return None
+    fig, axes = _grid(len(by_panel))
+    for ax, (panel, gs) in zip(axes, by_panel.items()):
+        depths = sorted({g.effective_depth for g in gs if g.effective_depth is not None})
+        modes = [m for m in MODE_STYLE if any(g.mode == m for g in gs)]
+        modes += sorted({g.mode for g in gs} - set(modes))
+        width = 0.8 / max(1, len(modes))
+        top = 0.0
+        for k, mode in enumerate(modes):
+            style = MODE_STYLE.get(mode, {"label": mode, "color": "#666666", "hatch": ".."})
+            xs, means, errs, dots, tops = [], [], [], [], []
+            for i, depth in enumerate(depths):
+                g = next((g for g in gs if g.mode == mode and g.effective_depth == depth), None)
+                if g is None or not g.test_accs:
+                    continue
+                mean, se = g.test
+                x = i + (k - (len(modes) - 1) / 2) * width
+                xs.append(x)
+                means.append(mean)
+                errs.append(se or 0.0)
+                dots += [(x, v) for v in g.test_accs]
+                tops.append(max(mean + (se or 0.0), *g.test_accs))
+                top = max(top, tops[-1])
+            ax.bar(xs, means, width * 0.92, yerr=errs, capsize=4, color=style["color"],
+                   hatch=style["hatch"], edgecolor="black", linewidth=0.6, alpha=0.9,
+                   label=style["label"], error_kw={"elinewidth": 1.2, "ecolor": "black"})
+            if dots:
+                ax.scatter([d[0] for d in dots], [d[1] for d in dots], s=9, facecolor="white",
+                           edgecolor="black", linewidth=0.6, zorder=3, label=None)
+            for x, m, t in zip(xs, means, tops):  # the mean, written above its error bar
+                ax.annotate(f"{m:.1f}", (x, t), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(depths)))
+        ax.set_xticklabels([str(d) for d in depths])
+        ax.set_xlabel("effective depth")
+        ax.set_ylabel(_ylabel(panel))
+        ax.set_ylim(0, min(100.0, top * 1.15 + 2) if top > 0 else 1)
+        ax.set_title(panel, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.legend(fontsize=8, loc="upper left")
+    _suptitle(fig, title or "Accuracy vs effective depth (mean ± standard error over trials)")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
+                                title: str = "") -> Path | None:
+    """Test accuracy of recurrent models vs test-time iterations, one line per trained depth.
+
+    A star marks the number of iterations each model was trained with. Returns None when no
+    recurrent run reports accuracy at more than one iteration count.
+    """
+    by_panel = {p: [g for g in gs if g.mode == "recurrent" and len(g.per_iter_stats()) > 1]
+                for p, gs in panels(groups).items()}
+    by_panel = {p: gs for p, gs in by_panel.items() if gs}
+    if not by_panel:
+        return None
+    fig, axes = _grid(len(by_panel))
+    cmap = plt.get_cmap("viridis")
+    for ax, (panel, gs) in zip(axes, by_panel.items()):
+        for j, g in enumerate(gs):
+            color = cmap(j / max(1, len(gs) - 1) * 0.85)
+            stats = g.per_iter_stats()
+            xs = [s[0] for s in stats]
+            ms = [s[1] for s in stats]
+            ses = [s[2] or 0.0 for s in stats]
+            ax.errorbar(xs, ms, yerr=ses, color=color, marker="o", markersize=3, capsize=2,
+                        label=f"trained depth {g.effective_depth} ({g.iters} it.)")
+            if g.iters and g.iters <= len(ms):
+                ax.plot([g.iters], [ms[g.iters - 1]], marker="*", markersize=12, color=color,
+                        markeredgecolor="black", linestyle="none")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("test-time iterations")
+        ax.set_ylabel(_ylabel(panel))
+        ax.set_title(f"{panel} · recurrent", fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    _suptitle(fig, title or "Recurrent models: accuracy vs test-time iterations "
+              "(★ = trained iterations)")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+__all__ = ["MODE_STYLE", "plot_accuracy_vs_depth", "plot_accuracy_vs_iterations"]

@@ -1,0 +1,131 @@
+"""The paper's tables in Markdown and CSV: all results, Table 2 style (depth × mode) and
+Table 1 style (model × data set), each with parameter counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from recurdepth.io import atomic_write_text
+from recurdepth.report.results import GroupStat, fmt_acc, fmt_int, panels
+
+MODE_LABEL = {"recurrent": "recurrent", "feedforward": "feed-forward"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table: Markdown cells for reading, raw values for CSV."""
+
+    name: str
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    csv_header: list[str]
+    csv_rows: list[list[object]]
+
+    def markdown(self) -> str:
+        """The table as GitHub Markdown (no title)."""
+        lines = ["| " + " | ".join(self.header) + " |",
+                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.header))) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def csv(self) -> str:
+        """The table as CSV with raw numbers (empty cell = no value)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.csv_header)
+        for row in self.csv_rows:
+            writer.writerow(["" if v is None else _csv_value(v) for v in row])
+        return buf.getvalue()
+
+    def write(self, folder: str | Path) -> tuple[Path, Path]:
+        """Write ``<name>.md`` (with title) and ``<name>.csv`` into ``folder``."""
+        folder = Path(folder)
+        md = atomic_write_text(folder / f"{self.name}.md", f"# {self.title}\n\n{self.markdown()}")
+        cs = atomic_write_text(folder / f"{self.name}.csv", self.csv())
+        return md, cs
+
+
+def _csv_value(v: object) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _mode(mode: str) -> str:
+    return MODE_LABEL.get(mode, mode)
+
+
+def results_table(groups: Sequence[GroupStat]) -> Table:
+    """Every configuration: data set, family, mode, depth, width, parameters, accuracies."""
+    header = ["data set", "family", "mode", "effective depth", "iters", "width", "parameters",
+              "trials", "test acc (%)", "train acc (%)"]
+    csv_header = ["panel", "dataset", "family", "mode", "effective_depth", "iters", "width",
+                  "parameters", "runs", "completed", "test_acc_mean", "test_acc_se",
+                  "train_acc_mean", "train_acc_se"]
+    rows, csv_rows = [], []
+    for g in groups:
+        extra = "".join(f", {k.rsplit('.', 1)[-1]}={v}" for k, v in g.extra.items())
+        rows.append([g.dataset + extra, g.family, _mode(g.mode), fmt_int(g.effective_depth),
+                     fmt_int(g.iters), fmt_int(g.width), fmt_int(g.parameters),
+                     f"{g.done}/{g.runs}", fmt_acc(*g.test), fmt_acc(*g.train)])
+        csv_rows.append([g.panel, g.dataset, g.family, g.mode, g.effective_depth, g.iters,
+                         g.width, g.parameters, g.runs, g.done, *g.test, *g.train])
+    return Table("results", "All results (mean ± standard error over trials)", header, rows,
+                 csv_header, csv_rows)
+
+
+def depth_table(groups: Sequence[GroupStat]) -> Table:
+    """Table 2 style: per panel and effective depth, recurrent vs feed-forward with parameters."""
+    header = ["data set · family", "effective depth", "recurrent acc (%)", "feed-forward acc (%)",
+              "recurrent params", "feed-forward params"]
+    csv_header = ["panel", "effective_depth", "recurrent_acc_mean", "recurrent_acc_se",
+                  "recurrent_trials", "feedforward_acc_mean", "feedforward_acc_se",
+                  "feedforward_trials", "recurrent_parameters", "feedforward_parameters"]
+    rows, csv_rows = [], []
+    for panel, gs in panels(groups).items():
+        for depth in sorted({g.effective_depth for g in gs if g.effective_depth is not None}):
+            rec = next((g for g in gs if g.effective_depth == depth and g.mode == "recurrent"), None)
+            ff = next((g for g in gs if g.effective_depth == depth and g.mode == "feedforward"),
+                      None)
+            rows.append([panel, str(depth), fmt_acc(*rec.test) if rec else "–",
+                         fmt_acc(*ff.test) if ff else "–", fmt_int(rec.parameters if rec else None),
+                         fmt_int(ff.parameters if ff else None)])
+            csv_rows.append([panel, depth, *(rec.test if rec else (None, None)),
+                             rec.done if rec else None, *(ff.test if ff else (None, None)),
+                             ff.done if ff else None, rec.parameters if rec else None,
+                             ff.parameters if ff else None])
+    return Table("depth_table", "Recurrent vs feed-forward at each effective depth "
+                 "(Table 2 style; mean ± standard error)", header, rows, csv_header, csv_rows)
+
+
+def model_table(groups: Sequence[GroupStat]) -> Table:
+    """Table 1 style: one row per model (family, mode, depth), one column pair per data set."""
+    datasets = sorted({g.dataset for g in groups})
+    models = sorted({(g.family, g.mode, g.effective_depth or 0,
+                      tuple(sorted(g.extra.items()))) for g in groups})
+    header = ["model", "effective depth"]
+    csv_header = ["family", "mode", "effective_depth", "extra"]
+    for d in datasets:
+        header += [f"{d} acc (%)", f"{d} params"]
+        csv_header += [f"{d}_acc_mean", f"{d}_acc_se", f"{d}_parameters"]
+    rows, csv_rows = [], []
+    for family, mode, depth, extra in models:
+        extra_txt = "".join(f", {k.rsplit('.', 1)[-1]}={v}" for k, v in extra)
+        row = [f"{family} ({_mode(mode)}{extra_txt})", str(depth)]
+        csv_row: list[object] = [family, mode, depth, extra_txt.lstrip(", ")]
+        for d in datasets:
+            g = next((g for g in groups if (g.family, g.mode, g.effective_depth or 0,
+                                            tuple(sorted(g.extra.items())), g.dataset)
+                      == (family, mode, depth, extra, d)), None)
+            row += [fmt_acc(*g.test) if g else "–", fmt_int(g.parameters) if g else "–"]
+            csv_row += [*(g.test if g else (None, None)), g.parameters if g else None]
+        rows.append(row)
+        csv_rows.append(csv_row)
+    return Table("model_table", "Models by data set (Table 1 style; mean ± standard error)",
+                 header, rows, csv_header, csv_rows)
+
+
+__all__ = ["Table", "depth_table", "model_table", "results_table"]

@@ -1,0 +1,446 @@
+"""One run = one typed config: ``RunConfig`` with sections model, data, optim, train, runtime.
+
+A config comes from a YAML file plus ``section.key=value`` overrides. Unknown keys and values of
+the wrong type are refused with a :class:`~recurdepth.errors.ConfigError` that names the key and
+the valid choices. ``None`` in a field means "the paper's default for this data set / device";
+:func:`resolve` fills those in, and the run folder stores the resolved config.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from recurdepth.errors import ConfigError, choices_message
+
+OPTIMIZERS = ("sgd", "adam")
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+AUTO = "auto"
+
+
+@dataclass
+class ModelConfig:
+    """Which model of the zoo: family, mode and depth (``effective_depth`` or ``iters``)."""
+
+    family: str = "maze"
+    mode: str = "recurrent"
+    effective_depth: int | None = None
+    iters: int | None = None
+    width: int | None = None  # None: the paper's width for the data set
+    dilation: int | None = None  # maze_dilated only
+
+
+@dataclass
+class DataConfig:
+    """Which data set, where it lives and how training images are augmented."""
+
+    name: str = "mazes"
+    root: str = "data"
+    download: bool = False
+    maze_size: int = 9
+    train_limit: int | None = None  # first N training samples (tiny runs, tests)
+    test_limit: int | None = None
+    crop_padding: int | None = None  # None: the paper's augmentation for the data set
+    hflip: bool | None = None
+    vflip: bool | None = None  # not in the paper; see recurdepth.data.augment
+    eval_maze_size: int | None = None  # also evaluate on mazes of this size (e.g. 13)
+    workers: int = 4  # ImageNet DataLoader workers
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (SPEC §3: SGD 0.9, wd 2e-4, steps, 5-epoch warm-up)."""
+
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: int = 5
+    recur_lr_divide: bool | None = None  # None: on for mazes (lr of the shared unit / iters)
+    clip_grad_norm: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Epochs, batch sizes and what is evaluated."""
+
+    epochs: int = 10
+    batch_size: int | None = None  # None: 128 for classification, 50 for mazes (SPEC §3)
+    eval_batch_size: int | None = None  # None: 2 x batch_size
+    eval_iters: int | None = None  # test accuracy at iterations 1..N (None: the trained iters)
+    eval_every: int = 1  # test accuracy every N epochs (0: only at the end)
+
+
+@dataclass
+class RuntimeConfig:
+    """Device and speed options; ``auto`` = on for CUDA where the protocol is unchanged, off on CPU."""
+
+    device: str = AUTO
+    amp: str = AUTO  # auto | off | bf16 | fp16
+    channels_last: bool | str = AUTO
+    compile: bool | str = AUTO
+    cudnn_benchmark: bool | str = AUTO
+    progress: bool = True
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    seed: int = 0
+    name: str | None = None  # None: derived from model, depth, data set and seed
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> RunConfig:
+        """Build a RunConfig from a nested dict; unknown keys or wrong types raise ConfigError."""
+        return _from_dict(cls, d or {}, prefix="")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a nested dict of plain values (YAML/JSON friendly)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The config as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def is_maze(self) -> bool:
+        """True for maze runs (per-pixel loss, exact-match accuracy)."""
+        return self.data.name == "mazes"
+
+    def run_name(self) -> str:
+        """``name`` or a readable default such as ``maze-recurrent-d16-mazes9-s0``."""
+        if self.name:
+            return self.name
+        depth = (f"d{self.model.effective_depth}" if self.model.effective_depth is not None
+                 else f"i{self.model.iters}" if self.model.iters is not None else "fixed")
+        data = f"mazes{self.data.maze_size}" if self.is_maze else self.data.name
+        return f"{self.model.family}-{self.model.mode}-{depth}-{data}-s{self.seed}"
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
+            "train": TrainConfig, "runtime": RuntimeConfig}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp: Any) -> str:
+    args = _union_args(tp)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _union_args(tp: Any) -> tuple[Any, ...]:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return typing.get_args(tp)
+    return ()
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` as type ``tp`` or raise a ConfigError naming ``key`` and the type."""
+    args = _union_args(tp)
+    if args:
+        for a in args:
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif typing.get_origin(tp) is list:
+        if isinstance(value, (list, tuple)):
+            (item,) = typing.get_args(tp)
+            return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    else:  # pragma: no cover - every field type is listed above
+        raise TypeError(f"unsupported config type {tp!r}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {d!r}")
+    types_ = _field_types(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        full = f"{prefix}{key}"
+        if key not in types_:
+            raise ConfigError(choices_message("config key", full,
+                                              [f"{prefix}{k}" for k in types_]))
+        tp = types_[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _from_dict(tp, value or {}, prefix=f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, tp, full)
+    return cls(**kwargs)
+
+
+def _parse_override(raw: str, tp: Any) -> Any:
+    """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML."""
+    wants_str = tp is str or str in _union_args(tp)
+    if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
+        return raw
+    try:
+        return yaml.safe_load(raw) if raw.strip().lower() != "none" else None
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]) -> RunConfig:
+    """Return a copy of ``cfg`` with ``{"section.key": value}`` or ``"section.key=value"`` applied."""
+    if isinstance(overrides, Mapping):
+        items = list(overrides.items())
+        from_text = False
+    else:
+        items = []
+        for text in overrides:
+            if "=" not in text:
+                raise ConfigError(f"override {text!r} must look like section.key=value, "
+                                  f"e.g. optim.lr=0.05")
+            k, v = text.split("=", 1)
+            items.append((k.strip(), v))
+        from_text = True
+    d = cfg.to_dict()
+    for key, value in items:
+        parts = key.split(".")
+        top = _field_types(RunConfig)
+        if parts[0] not in top:
+            raise ConfigError(choices_message("config key", key, config_keys()))
+        if dataclasses.is_dataclass(top[parts[0]]):
+            section_types = _field_types(top[parts[0]])
+            if len(parts) != 2 or parts[1] not in section_types:
+                raise ConfigError(choices_message("config key", key, config_keys()))
+            tp = section_types[parts[1]]
+            d[parts[0]][parts[1]] = _parse_override(value, tp) if from_text else value
+        else:
+            if len(parts) != 1:
+                raise ConfigError(choices_message("config key", key, config_keys()))
+            tp = top[parts[0]]
+            d[parts[0]] = _parse_override(value, tp) if from_text else value
+    return RunConfig.from_dict(d)
+
+
+def config_keys() -> list[str]:
+    """Every valid ``section.key`` of a RunConfig."""
+    keys: list[str] = []
+    for name, tp in _field_types(RunConfig).items():
+        if dataclasses.is_dataclass(tp):
+            keys += [f"{name}.{k}" for k in _field_types(tp)]
+        else:
+            keys.append(name)
+    return keys
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """Read a YAML config file (optional) and apply ``section.key=value`` override strings."""
+    cfg = RunConfig()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        cfg = RunConfig.from_dict(d)
+    return apply_overrides(cfg, list(overrides))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; anything else is checked by torch."""
+    import torch
+
+    if device == AUTO:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"runtime.device: {device!r} is not a torch device; use auto, cpu, "
+                          f"cuda or cuda:N") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"runtime.device={device} but CUDA is not available here; use "
+                          f"runtime.device=cpu or auto")
+    return device
+
+
+def _auto_flag(value: bool | str, key: str, on_cuda: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value != AUTO:
+        raise ConfigError(f"{key}: expected true, false or auto, got {value!r}")
+    return on_cuda
+
+
+def resolve_on(cfg: RunConfig, device: str) -> RunConfig:
+    """Resolve ``cfg`` (resolved or not) for another device, e.g. to evaluate a GPU run on CPU."""
+    c = copy.deepcopy(cfg)
+    c.runtime = RuntimeConfig(device=device, progress=cfg.runtime.progress,
+                              threads=cfg.runtime.threads)
+    return resolve(c)
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """Validate ``cfg`` and fill every ``None``/``auto`` with the paper's or the device's default.
+
+    The result is what the run folder stores and what a resumed run is compared against.
+    """
+    from recurdepth.datasets_info import DATASETS
+    from recurdepth.models import get_family
+
+    r = copy.deepcopy(cfg)
+    if r.data.name not in DATASETS:
+        raise ConfigError(choices_message("data set (data.name)", r.data.name, sorted(DATASETS)))
+    spec = get_family(r.model.family)  # ConfigError lists the families
+    if r.data.name not in spec.datasets:
+        raise ConfigError(f"model family {r.model.family!r} is not defined for data set "
+                          f"{r.data.name!r}; valid data sets: {', '.join(spec.datasets)}")
+    if r.model.mode not in spec.modes:
+        raise ConfigError(choices_message(f"mode for family {r.model.family!r} (model.mode)",
+                                          r.model.mode, spec.modes))
+    if r.optim.name not in OPTIMIZERS:
+        raise ConfigError(choices_message("optimizer (optim.name)", r.optim.name, OPTIMIZERS))
+    if r.runtime.amp not in AMP_CHOICES:
+        raise ConfigError(choices_message("runtime.amp", r.runtime.amp, AMP_CHOICES))
+    if r.model.dilation is not None and "dilation" not in spec.options:
+        raise ConfigError(f"model.dilation is only for families with a dilation option "
+                          f"(maze_dilated), not {r.model.family!r}")
+    if spec.unrolled:
+        if r.model.iters is None and r.model.effective_depth is None:
+            raise ConfigError(f"set model.effective_depth or model.iters for family "
+                              f"{r.model.family!r}; paper depths: "
+                              f"{', '.join(map(str, spec.paper_depths))}")
+        iters = spec.iters_for(r.model.effective_depth) if r.model.iters is None else r.model.iters
+        if r.model.effective_depth is not None and spec.iters_for(r.model.effective_depth) != iters:
+            raise ConfigError(f"model.effective_depth={r.model.effective_depth} and "
+                              f"model.iters={r.model.iters} disagree: give only one")
+        if iters < 1:
+            raise ConfigError(f"model.iters must be >= 1, got {iters}")
+        r.model.iters, r.model.effective_depth = iters, spec.depth_for(iters)
+    else:
+        if r.model.iters is not None:
+            raise ConfigError(f"family {r.model.family!r} has a fixed depth: leave model.iters unset")
+        r.model.effective_depth = spec.fixed_depth
+    if r.model.width is None:
+        r.model.width = spec.default_width[r.data.name]
+    if r.model.dilation is None and "dilation" in spec.options:
+        r.model.dilation = spec.options["dilation"]
+
+    if r.is_maze:
+        if r.data.maze_size < 3 or r.data.maze_size % 2 == 0:
+            raise ConfigError(f"data.maze_size must be an odd number >= 3, got {r.data.maze_size}")
+        if r.data.crop_padding or r.data.hflip or r.data.vflip:
+            raise ConfigError("mazes are not augmented: leave data.crop_padding, data.hflip and "
+                              "data.vflip unset")
+        r.data.crop_padding, r.data.hflip, r.data.vflip = 0, False, False
+    elif r.data.name != "imagenet":
+        from recurdepth.data.augment import default_augment
+
+        aug = default_augment(r.data.name)
+        if r.data.crop_padding is None:
+            r.data.crop_padding = aug.crop_padding
+        if r.data.hflip is None:
+            r.data.hflip = aug.hflip
+        if r.data.vflip is None:
+            r.data.vflip = aug.vflip
+    if r.data.eval_maze_size is not None and not r.is_maze:
+        raise ConfigError("data.eval_maze_size is only for maze runs")
+
+    if r.optim.recur_lr_divide is None:
+        r.optim.recur_lr_divide = r.is_maze
+    for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
+        if value <= 0:
+            raise ConfigError(f"{key} must be > 0, got {value}")
+    if any(m < 1 for m in r.optim.milestones) or r.optim.milestones != sorted(r.optim.milestones):
+        raise ConfigError(f"optim.milestones must be increasing epochs >= 1, got {r.optim.milestones}")
+    if r.train.batch_size is None:
+        r.train.batch_size = 50 if r.is_maze else 128
+    if r.train.eval_batch_size is None:
+        r.train.eval_batch_size = 2 * r.train.batch_size
+    if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
+        raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
+    if r.train.eval_iters is not None and r.train.eval_iters < 1:
+        raise ConfigError(f"train.eval_iters must be >= 1, got {r.train.eval_iters}")
+
+    device = resolve_device(r.runtime.device)
+    on_cuda = device.startswith("cuda")
+    r.runtime.device = device
+    if r.runtime.amp == AUTO:
+        # bf16 needs no loss scaling, so it leaves the optimisation protocol as it is.
+        r.runtime.amp = "bf16" if on_cuda else "off"
+    if r.runtime.threads is not None and r.runtime.threads < 1:
+        raise ConfigError(f"runtime.threads must be >= 1, got {r.runtime.threads}")
+    r.runtime.channels_last = _auto_flag(r.runtime.channels_last, "runtime.channels_last", on_cuda)
+    r.runtime.compile = _auto_flag(r.runtime.compile, "runtime.compile", on_cuda)
+    r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
+                                           on_cuda)
+    r.name = cfg.run_name()
+    return r
+
+
+# Keys that may change between an interrupted run and its resumption without changing the result.
+RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "train.epochs",
+                     "train.eval_batch_size", "train.eval_iters", "train.eval_every",
+                     "data.eval_maze_size")
+
+
+def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The flattened keys of ``cfg`` that define the training protocol (what resume must match)."""
+    flat: dict[str, Any] = {}
+    for section, value in cfg.to_dict().items():
+        if isinstance(value, dict):
+            if section == "runtime":
+                continue  # device and speed options never change what is trained
+            for k, v in value.items():
+                flat[f"{section}.{k}"] = v
+        else:
+            flat[section] = value
+    return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
+
+
+__all__ = ["AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
+           "RuntimeConfig", "TrainConfig", "apply_overrides", "load_config", "protocol_dict",
+           "resolve", "resolve_device", "resolve_on"]

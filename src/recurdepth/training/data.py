@@ -1,0 +1,148 @@
+"""Turn a resolved RunConfig into batches: on-device uint8 tensors for small data sets, a DataLoader for ImageNet.
+
+Classification images are normalised per data set; maze images are fed as ``x / 255`` (no
+mean/std, so walls stay exactly 0 and the wall mask can be read off any batch). Evaluation batches
+(test, and train without augmentation) are never augmented or shuffled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from recurdepth.data.augment import AugmentConfig, TensorBatches
+from recurdepth.datasets_info import dataset_info
+from recurdepth.training.config import RunConfig
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class LoaderBatches:
+    """An ImageNet DataLoader with ``set_epoch``: its shuffle order derives from (seed, epoch)."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, *, seed: int, device: str) -> None:
+        self.loader, self.seed, self.device, self.epoch = loader, seed, torch.device(device), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shuffle order the next iteration yields."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def num_samples(self) -> int:
+        """Number of images in the folder."""
+        return len(self.loader.dataset)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from recurdepth.data.augment import epoch_seed
+
+        # The shuffle order and the workers' seeds are drawn from these generators.
+        seed = epoch_seed(self.seed, self.epoch)
+        self.loader.generator = torch.Generator().manual_seed(seed)
+        if hasattr(self.loader.sampler, "generator"):
+            self.loader.sampler.generator = torch.Generator().manual_seed(seed)
+        for x, y in self.loader:
+            yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+
+
+@dataclass
+class RunData:
+    """The batches of one run: augmented train, un-augmented train (for accuracy) and test."""
+
+    train: Batches
+    train_eval: Batches
+    test: Batches
+    num_classes: int
+
+
+def _maze_tensors(cfg: RunConfig, split: str, size: int, limit: int | None):
+    from recurdepth.data.mazes import load_maze_split
+
+    ms = load_maze_split(cfg.data.root, size, split, limit=limit)
+    return torch.from_numpy(ms.inputs), torch.from_numpy(ms.solutions).long()
+
+
+def _split_limit(cfg: RunConfig, split: str, limit: int | None) -> int | None:
+    if limit is not None:
+        return limit
+    return cfg.data.train_limit if split == "train" else cfg.data.test_limit
+
+
+def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None = None,
+                  maze_size: int | None = None, device: str | None = None) -> Batches:
+    """Batches of ``split``: shuffled and augmented when ``train``, else in file order, plain.
+
+    ``cfg`` must be resolved (:func:`recurdepth.training.config.resolve`). ``maze_size`` picks
+    another maze size than the one trained on (evaluation only).
+    """
+    device = device or cfg.runtime.device
+    limit = _split_limit(cfg, split, limit)
+    batch_size = cfg.train.batch_size if train else cfg.train.eval_batch_size
+    if cfg.data.name == "imagenet":
+        from recurdepth.data.vision import imagenet_loader
+
+        loader = imagenet_loader(cfg.data.root, split, batch_size=batch_size,
+                                 workers=cfg.data.workers, train=train)
+        if limit is not None:
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(loader.dataset, range(min(limit, len(loader.dataset)))),
+                batch_size=batch_size, shuffle=train, num_workers=cfg.data.workers,
+                pin_memory=loader.pin_memory)
+        return LoaderBatches(loader, seed=cfg.seed, device=device)
+    if cfg.is_maze:
+        inputs, targets = _maze_tensors(cfg, split, maze_size or cfg.data.maze_size, limit)
+        mean = std = None
+        augment = None
+    else:
+        from recurdepth.data.vision import load_vision_split
+
+        vs = load_vision_split(cfg.data.name, cfg.data.root, split, download=cfg.data.download,
+                               limit=limit)
+        inputs, targets, mean, std = vs.images, vs.labels, vs.mean, vs.std
+        augment = augment_config(cfg) if train else None
+    return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,
+                         mean=mean, std=std, device=device, seed=cfg.seed)
+
+
+def augment_config(cfg: RunConfig) -> AugmentConfig:
+    """The training augmentation of a resolved config."""
+    return AugmentConfig(crop_padding=cfg.data.crop_padding or 0, hflip=bool(cfg.data.hflip),
+                         vflip=bool(cfg.data.vflip))
+
+
+def build_run_data(cfg: RunConfig) -> RunData:
+    """All batches a run needs; the uint8 train set is shared by both train views."""
+    train = build_batches(cfg, "train", train=True)
+    if isinstance(train, TensorBatches):
+        # Same uint8 tensor on the device, no augmentation, file order: train accuracy (SPEC §2).
+        train_eval = TensorBatches(train.inputs, train.targets,
+                                   batch_size=cfg.train.eval_batch_size, shuffle=False,
+                                   augment=None, mean=train.mean, std=train.std,
+                                   device=train.device, seed=cfg.seed)
+    else:
+        train_eval = build_batches(cfg, "train", train=False)
+    test = build_batches(cfg, "test", train=False)
+    return RunData(train=train, train_eval=train_eval, test=test,
+                   num_classes=dataset_info(cfg.data.name).num_classes)
+
+
+def eval_tensors(config: RunConfig, split: str = "test", *, limit: int | None = None,
+                 device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact preprocessed inputs (normalised floats) and targets a run is evaluated on."""
+    from recurdepth.training.config import resolve_on
+
+    cfg = resolve_on(config, device)
+    batches = build_batches(cfg, split, train=False, limit=limit, device=device)
+    xs, ys = [], []
+    for x, y in batches:
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
+
+
+__all__ = ["LoaderBatches", "RunData", "augment_config", "build_batches", "build_run_data",
+           "eval_tensors"]

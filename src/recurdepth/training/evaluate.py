@@ -1,0 +1,121 @@
+"""Losses and accuracies: classification, and mazes (SPEC §3) with walls masked out.
+
+Maze inputs reach the model as ``x / 255``, so a wall pixel is one that is 0 in every channel. The
+maze loss is the cross-entropy averaged over non-wall pixels only, and a maze counts as solved only
+if the argmax prediction equals the target on every non-wall pixel (exact match).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recurdepth.errors import ConfigError
+
+
+def wall_mask(x: Tensor) -> Tensor:
+    """True on the non-wall pixels of maze inputs (N,3,H,W): any channel above 0."""
+    return x.amax(dim=1) > 0
+
+
+def loss_and_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> tuple[Tensor, Tensor]:
+    """Mean loss of a batch and its number of correct samples (both 0-d tensors, no sync)."""
+    if not is_maze:
+        loss = F.cross_entropy(logits.float(), y)
+        return loss, (logits.argmax(1) == y).sum()
+    mask = wall_mask(x)
+    per_pixel = F.cross_entropy(logits.float(), y, reduction="none")
+    loss = (per_pixel * mask).sum() / mask.sum().clamp_min(1)
+    return loss, maze_correct(logits, y, mask).sum()
+
+
+def maze_correct(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """Bool (N,): the prediction equals the target on every non-wall pixel of the maze."""
+    ok = (logits.argmax(1) == y) | ~mask
+    return ok.flatten(1).all(dim=1)
+
+
+def count_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> Tensor:
+    """Number of correct samples in a batch (0-d tensor)."""
+    if is_maze:
+        return maze_correct(logits, y, wall_mask(x)).sum()
+    return (logits.argmax(1) == y).sum()
+
+
+def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContextManager:
+    """Autocast context for ``amp`` (off, bf16, fp16) on ``device``."""
+    if amp in ("off", None):
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def prepare_input(x: Tensor, channels_last: bool) -> Tensor:
+    """Return ``x`` in channels-last memory format when asked (4-D inputs only)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, is_maze: bool,
+             iters: int | None = None, amp: str = "off", channels_last: bool = False) -> float:
+    """Accuracy in percent of ``model`` (at ``iters`` iterations, if recurrent) over ``batches``."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64)
+    total = 0
+    try:
+        for x, y in batches:
+            x = prepare_input(x, channels_last)
+            with autocast(x.device, amp):
+                logits = model(x) if iters is None else model(x, iters)
+            correct = correct.to(x.device) + count_correct(logits, y, x, is_maze=is_maze)
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return 100.0 * int(correct) / max(total, 1)
+
+
+def usable_iters(model: nn.Module, requested: int) -> tuple[int, str | None]:
+    """``requested`` capped at what the model can run, with a note saying why when capped.
+
+    A BN-recurrent model has BatchNorm statistics for its trained iterations only, so it cannot
+    "think longer"; other recurrent models run any number of iterations.
+    """
+    limit = getattr(model, "max_iters", None)
+    if limit is not None and requested > limit:
+        return limit, (f"evaluated up to {limit} iterations instead of {requested}: this model has "
+                       f"per-iteration BatchNorm for {limit} iterations only")
+    return requested, None
+
+
+@torch.no_grad()
+def accuracy_per_iteration(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *,
+                           is_maze: bool, max_iters: int, amp: str = "off",
+                           channels_last: bool = False) -> list[float]:
+    """Accuracy in percent after each iteration 1..max_iters of a recurrent model (one pass)."""
+    if not getattr(model, "recurrent", False) or not hasattr(model, "outputs_per_iteration"):
+        raise ConfigError("accuracy per iteration needs a recurrent model with a body; "
+                          "a feed-forward model runs a fixed number of units")
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros(max_iters, dtype=torch.int64)
+    total = 0
+    try:
+        for x, y in batches:
+            x = prepare_input(x, channels_last)
+            with autocast(x.device, amp):
+                outs = model.outputs_per_iteration(x, max_iters)
+            counts = torch.stack([count_correct(o, y, x, is_maze=is_maze) for o in outs])
+            correct = correct.to(x.device) + counts
+            total += len(y)
+    finally:
+        model.train(was_training)
+    return [100.0 * int(c) / max(total, 1) for c in correct.cpu()]
+
+
+__all__ = ["accuracy", "accuracy_per_iteration", "autocast", "count_correct", "loss_and_correct", "prepare_input",
+           "maze_correct", "usable_iters", "wall_mask"]

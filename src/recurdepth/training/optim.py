@@ -1,0 +1,78 @@
+"""The authors' optimizers and schedules (SPEC §3).
+
+SGD with momentum or Adam, weight decay on all parameters, multi-step decay and a 5-epoch
+exponential warm-up. On mazes the learning rate of the shared recurrent unit is divided by the
+number of iterations (its gradient is the sum of ``iters`` contributions). The learning rate is a
+pure function of the epoch, so a resumed run continues the schedule exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from recurdepth.errors import ConfigError, choices_message
+from recurdepth.training.config import OPTIMIZERS, OptimConfig
+
+
+def warmup_factor(epoch: int, warmup_epochs: int) -> float:
+    """Exponential warm-up multiplier of ``epoch`` (0-based): ``1 - exp(-(e+1)/W)``, then 1.
+
+    With W = 5 this gives 0.18, 0.33, 0.45, 0.55 and 1.0 from the fifth epoch on (SPEC §3).
+    """
+    if warmup_epochs <= 0 or epoch + 1 >= warmup_epochs:
+        return 1.0
+    return 1.0 - math.exp(-(epoch + 1) / warmup_epochs)
+
+
+def decay_factor(epoch: int, milestones: Sequence[int], gamma: float) -> float:
+    """Multi-step decay: ``gamma`` to the number of milestones reached by ``epoch`` (0-based)."""
+    return gamma ** sum(1 for m in milestones if epoch >= m)
+
+
+def lr_factor(epoch: int, cfg: OptimConfig) -> float:
+    """The learning-rate multiplier of ``epoch``: warm-up times multi-step decay."""
+    return warmup_factor(epoch, cfg.warmup_epochs) * decay_factor(epoch, cfg.milestones, cfg.gamma)
+
+
+def param_groups(model: nn.Module, cfg: OptimConfig, *, divide_recurrent: bool) -> list[dict]:
+    """Parameter groups with a ``base_lr`` each; the shared unit gets ``lr / iters`` if asked."""
+    recurrent = bool(getattr(model, "recurrent", False)) and hasattr(model, "body")
+    if not (divide_recurrent and recurrent):
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "base_lr": cfg.lr,
+                 "name": "all"}]
+    body = {id(p) for p in model.body.parameters()}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in body]
+    shared = [p for p in model.body.parameters() if p.requires_grad]
+    return [
+        {"params": rest, "base_lr": cfg.lr, "name": "stem_head"},
+        {"params": shared, "base_lr": cfg.lr / model.iters, "name": "recurrent"},
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, *, divide_recurrent: bool) -> torch.optim.Optimizer:
+    """SGD (momentum, weight decay) or Adam (weight decay) over :func:`param_groups`."""
+    groups = param_groups(model, cfg, divide_recurrent=divide_recurrent)
+    for g in groups:
+        g["lr"] = g["base_lr"] * lr_factor(0, cfg)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ConfigError(choices_message("optimizer (optim.name)", cfg.name, OPTIMIZERS))
+
+
+def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig) -> float:
+    """Set every group's lr for ``epoch`` from its ``base_lr``; return the multiplier."""
+    factor = lr_factor(epoch, cfg)
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * factor
+    return factor
+
+
+__all__ = ["build_optimizer", "decay_factor", "lr_factor", "param_groups", "set_epoch_lr",
+           "warmup_factor"]

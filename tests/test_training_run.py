@@ -1,0 +1,190 @@
+"""Whole runs on tiny data sets written in the real on-disk formats, through the real loaders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from fixtures_data import write_cifar10, write_emnist, write_image_folder, write_svhn
+from recurdepth.cli import main
+from recurdepth.data.mazes import generate_dataset, maze_dir
+from recurdepth.errors import ConfigError, DataError
+from recurdepth.training import RunConfig, apply_overrides, load_run, train_run
+from recurdepth.training.data import eval_tensors
+from recurdepth.training.evaluate import count_correct
+from recurdepth.training.run import read_status
+
+QUIET = {"runtime.progress": False, "runtime.device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar10(root, per_batch=8, n_test=10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def maze_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mazes")
+    generate_dataset(maze_dir(root, 5), size=5, n_train=40, n_test=20, progress=False)
+    generate_dataset(maze_dir(root, 7), size=7, n_train=1, n_test=10, progress=False)
+    return root
+
+
+def cifar_config(root, **over) -> RunConfig:
+    return apply_overrides(RunConfig(), {
+        "model.family": "convnet", "model.iters": 2, "model.width": 4, "data.name": "cifar10",
+        "data.root": str(root), "train.epochs": 2, "train.batch_size": 8, **QUIET, **over})
+
+
+def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoint_last.pt", "config.yaml", "env.json", "metrics.jsonl", "result.json",
+        "status.json"]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["model"]["effective_depth"] == 6 and saved["data"]["crop_padding"] == 4
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "git_commit" in env
+    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [ln["epoch"] for ln in lines] == [1, 2]
+    assert [round(ln["lr_factor"], 2) for ln in lines] == [0.18, 0.33]
+    assert lines[0]["lr"] == pytest.approx(0.1 * 0.18127, rel=1e-4)
+    assert read_status(run_dir)["status"] == "completed"
+    assert result["status"] == "completed" and result["epochs"] == 2
+    assert len(result["test_acc_per_iter"]) == 4
+    assert result["test_acc"] == result["test_acc_per_iter"][1]
+    # convnet w=4: convs 3→2, 2→4, 4→4 (shared), 4→8 (3x3, bias) and Linear(32→10).
+    params = (3 * 2 * 9 + 2) + (2 * 4 * 9 + 4) + (4 * 4 * 9 + 4) + (4 * 8 * 9 + 8) + (32 * 10 + 10)
+    assert (result["parameters"], result["effective_depth"], result["iters"]) == (params, 6, 2)
+    assert result["images_per_s"] > 0 and result["seconds"] > 0
+    assert json.loads((run_dir / "result.json").read_text()) == result
+
+    # Independent check: the loaded model on eval_tensors gives the reported accuracies.
+    loaded = load_run(run_dir)
+    x, y = eval_tensors(loaded.config)
+    assert x.shape == (10, 3, 32, 32) and x.dtype == torch.float32
+    with torch.no_grad():
+        correct = count_correct(loaded.model(x), y, x, is_maze=False)
+    assert 100.0 * int(correct) / 10 == pytest.approx(result["test_acc"])
+    xt, yt = eval_tensors(loaded.config, "train")
+    with torch.no_grad():
+        train_correct = count_correct(loaded.model(xt), yt, xt, is_maze=False)
+    assert 100.0 * int(train_correct) / 40 == pytest.approx(result["train_acc"])
+
+    mtime = (run_dir / "checkpoint_last.pt").stat().st_mtime_ns
+    assert train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir) == result
+    assert (run_dir / "checkpoint_last.pt").stat().st_mtime_ns == mtime  # nothing retrained
+
+    with pytest.raises(ConfigError, match=r"another config \(optim\.lr: 0\.1 in the folder, 0\.05"):
+        train_run(cifar_config(cifar_root, **{"optim.lr": 0.05}), run_dir)
+
+
+def test_corrupt_checkpoint_in_run_folder_is_a_clear_error(cifar_root, tmp_path):
+    run_dir = tmp_path / "run"
+    train_run(cifar_config(cifar_root, **{"train.epochs": 1}), run_dir)
+    ckpt = run_dir / "checkpoint_last.pt"
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="corrupt"):
+        train_run(cifar_config(cifar_root, **{"train.epochs": 2}), run_dir)
+    assert main(["eval", str(run_dir)]) == 2
+
+
+def test_nan_loss_stops_the_run_as_diverged(cifar_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train_run(cifar_config(cifar_root, **{"optim.lr": 1e30, "optim.warmup_epochs": 0,
+                                                   "train.epochs": 3}), run_dir)
+    assert result["status"] == "diverged" and result["test_acc"] is None
+    assert "loss became" in result["message"]
+    status = read_status(run_dir)
+    assert status["status"] == "diverged" and status["epoch"] == result["epoch"]
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
+
+
+def test_missing_data_says_where_it_was_looked_for(tmp_path):
+    with pytest.raises(DataError, match=str(tmp_path / "nothing")):
+        train_run(cifar_config(tmp_path / "nothing"), tmp_path / "run")
+    status = read_status(tmp_path / "run")
+    assert status["status"] == "failed" and "DataError" in status["message"]
+    cfg = apply_overrides(RunConfig(), {"model.effective_depth": 8, "data.root": str(tmp_path),
+                                        **QUIET})
+    with pytest.raises(DataError, match="recurdepth mazes generate --size 9"):
+        train_run(cfg, tmp_path / "run2")
+
+
+@pytest.mark.parametrize("name, family, writer", [
+    ("svhn", "mlp", lambda root: write_svhn(root / "svhn", n_train=7, n_test=5)),
+    ("emnist", "mlp", lambda root: write_emnist(root, n_train=9, n_test=4)),
+    ("imagenet", "residual_imagenet", lambda root: [
+        write_image_folder(root / "imagenet" / split, per_class=2, size=40) for split in
+        ("train", "val")]),
+])
+def test_every_format_trains_through_the_real_loader(tmp_path, name, family, writer):
+    writer(tmp_path)
+    cfg = apply_overrides(RunConfig(), {
+        "model.family": family, "model.iters": 1, "model.width": 4, "data.name": name,
+        "data.root": str(tmp_path), "data.workers": 0, "train.epochs": 1, "train.batch_size": 4,
+        **QUIET})
+    result = train_run(cfg, tmp_path / "run")
+    assert result["status"] == "completed" and result["test_acc_per_iter"] is not None
+    n_test = {"svhn": 5, "emnist": 4, "imagenet": 4}[name]
+    # Accuracy is a whole number of correct test samples.
+    assert round(result["test_acc"] * n_test / 100, 6) % 1 == 0
+
+
+def test_maze_run_cli_train_and_eval_beyond_trained_iters(maze_root, tmp_path, capsys):
+    run_dir = tmp_path / "maze_run"
+    code = main(["train", "--run-dir", str(run_dir), "model.family=maze", "model.iters=2",
+                 "model.width=8", f"data.root={maze_root}", "data.maze_size=5",
+                 "data.eval_maze_size=7", "train.epochs=2", "train.batch_size=10",
+                 "optim.name=adam", "optim.lr=1e-3", "runtime.progress=false"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '"status": "completed"' in out and str(run_dir) in out
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["maze_size"] == 5 and result["eval_maze_size"] == 7
+    assert len(result["eval_maze_acc_per_iter"]) == 2
+    cfg = load_run(run_dir).config
+    assert cfg.optim.recur_lr_divide is True and cfg.train.batch_size == 10
+
+    assert main(["eval", str(run_dir), "--iters", "1..5", "--format", "json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert len(ev["acc_per_iter"]) == 5 and ev["samples"] == 20 and ev["maze_size"] == 5
+    assert ev["acc_per_iter"][:2] == pytest.approx(result["test_acc_per_iter"])
+    assert main(["eval", str(run_dir), "--iters", "1..3", "--maze-size", "7"]) == 0
+    table = capsys.readouterr().out
+    assert "size 7" in table and "(trained)" in table and len(table.strip().splitlines()) == 5
+    assert main(["eval", str(run_dir), "--iters", "2..3"]) == 2
+    assert "--iters expects 1..N" in capsys.readouterr().err
+
+
+def test_cli_errors_print_one_line(tmp_path, capsys):
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "model.family=nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model family 'nope'; valid choices:" in err and "Traceback" not in err
+    assert main(["train", "optim.momentumm=0.8"]) == 2
+    assert "valid choices:" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_bn_recurrent_eval_is_capped_with_a_note(cifar_root, tmp_path, capsys):
+    run_dir = tmp_path / "bn"
+    result = train_run(cifar_config(cifar_root, **{
+        "model.family": "residual_bn", "model.iters": 2, "train.epochs": 1,
+        "train.eval_iters": 5}), run_dir)
+    assert len(result["test_acc_per_iter"]) == 2 and "BatchNorm for 2" in result["note"]
+    assert main(["eval", str(run_dir), "--iters", "1..4"]) == 0
+    out = capsys.readouterr().out
+    assert "note: evaluated up to 2 iterations instead of 4" in out
+    assert main(["train", "--print-config", "model.family=maze", "model.effective_depth=44",
+                 "runtime.device=cpu"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["iters"] == 10 and printed["train"]["batch_size"] == 50
