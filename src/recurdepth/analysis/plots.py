@@ -28,7 +28,8 @@ def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[
             vmax: float = 1.0) -> None:
     """A labelled heat map with the value written in every cell and a colour bar."""
     rows, cols = matrix.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * cols, 1.0 + 0.6 * rows))
+    # A floor on the size keeps long axis labels clear of the title on small matrices.
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 0.75 * cols), max(4.8, 1.8 + 0.6 * rows)))
     image = ax.imshow(matrix, cmap="magma", vmin=vmin, vmax=vmax, origin="lower")
     ax.set_xticks(range(cols), col_labels, rotation=45, ha="right")
     ax.set_yticks(range(rows), row_labels)
