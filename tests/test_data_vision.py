@@ -151,7 +151,7 @@ def test_imagenet_folder(tmp_path: Path) -> None:
     x, y = next(iter(train))
     assert x.shape == (4, 3, 16, 16) and sorted(y.tolist()) == [0, 0, 1, 1]
     val = imagenet_loader(tmp_path, "test", batch_size=2, workers=0, train=False, image_size=16)
-    (a, ya), (b, yb) = next(iter(val)), next(iter(val))
+    (a, ya), (b, _) = next(iter(val)), next(iter(val))
     assert torch.equal(a, b) and ya.tolist() == [0, 1]  # no augmentation, no shuffling
     with pytest.raises(DataError, match="ImageFolder layout"):
         imagenet_loader(tmp_path / "elsewhere", "train", batch_size=2, workers=0, train=True)

@@ -201,6 +201,10 @@ def test_recurrent_model_runs_more_iterations_at_test_time():
         states = model.states(x, iters=5)
         # Iteration 3 applies the same unit to the state after iteration 2.
         torch.testing.assert_close(states[2], model.body[0](states[1], 2))
+        with_stem = model.states(x, iters=5, include_stem=True)
+        assert len(with_stem) == 6
+        torch.testing.assert_close(with_stem[0], model.stem(x))
+        torch.testing.assert_close(with_stem[5], states[4])
 
 
 def test_feedforward_and_bn_recurrent_iteration_limits():

@@ -44,3 +44,20 @@ def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
         f.write(json.dumps(obj, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_yaml(path: str | os.PathLike, *, what: str = "file",
+              error: type[Exception] | None = None) -> Any:
+    """Parse the YAML file ``path``; a missing or malformed file raises ``error`` naming it."""
+    from recurdepth.errors import ConfigError
+
+    import yaml
+
+    error = error or ConfigError
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise error(f"{what} {path} is not valid YAML: {e}") from None

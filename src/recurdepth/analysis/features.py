@@ -59,10 +59,7 @@ def layers(model: UnrolledNet, iters: int | None = None, *, include_stem: bool =
 def capture(model: UnrolledNet, x: Tensor, iters: int | None = None, *,
             include_stem: bool = True) -> list[Tensor]:
     """Return [stem output,] state after iteration 1, ..., state after iteration ``iters``."""
-    n = resolve_iters(model, iters)
-    out = [model.stem(x)] if include_stem else []
-    out += model.states(x, n)
-    return out
+    return model.states(x, resolve_iters(model, iters), include_stem=include_stem)
 
 
 def batched(inputs: Tensor, batch_size: int, device: str | torch.device = "cpu",

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from recurdepth.errors import ConfigError, choices_message
+from recurdepth.io import read_yaml
 from recurdepth.training.config import RunConfig, resolve_on
 
 EXPERIMENT_KEYS = ("name", "description", "trials", "base", "grid", "rules", "prepare")
@@ -297,13 +297,7 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or path.is_file()):
         path = preset_path(text)
-    elif not path.is_file():
-        raise ConfigError(f"experiment file {text} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    return Experiment.from_dict(data, source=str(path))
+    return Experiment.from_dict(read_yaml(path, what="experiment file"), source=str(path))
 
 
 __all__ = ["Experiment", "RunSpec", "build_meta_model", "canonical_json", "get_dotted",

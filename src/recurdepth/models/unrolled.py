@@ -160,17 +160,24 @@ class UnrolledNet(RecurDepthModel):
             )
         return iters
 
-    def iterate(self, x: Tensor, iters: int | None = None) -> Iterator[Tensor]:
-        """Yield the body state after each iteration 1..iters (block i of a feed-forward model)."""
+    def iterate(self, x: Tensor, iters: int | None = None, *,
+                include_stem: bool = False) -> Iterator[Tensor]:
+        """Yield the body state after each iteration 1..iters (block i of a feed-forward model).
+
+        With ``include_stem`` the stem's output (the body's input) comes first.
+        """
         n = self.check_iters(iters)
         h = self.stem(x)
+        if include_stem:
+            yield h
         for i in range(n):
             h = self.body[0](h, i) if self.recurrent else self.body[i](h, 0)
             yield h
 
-    def states(self, x: Tensor, iters: int | None = None) -> list[Tensor]:
-        """Return the body state after every iteration as a list of length ``iters``."""
-        return list(self.iterate(x, iters))
+    def states(self, x: Tensor, iters: int | None = None, *,
+               include_stem: bool = False) -> list[Tensor]:
+        """Return the body state after every iteration (preceded by the stem output if asked)."""
+        return list(self.iterate(x, iters, include_stem=include_stem))
 
     def outputs_per_iteration(self, x: Tensor, iters: int | None = None) -> list[Tensor]:
         """Return the head's output after every iteration (the "think longer" curve)."""

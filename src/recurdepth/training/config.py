@@ -15,12 +15,12 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Union
 
 import yaml
 
 from recurdepth.errors import ConfigError, choices_message
+from recurdepth.io import read_yaml
 
 OPTIMIZERS = ("sgd", "adam")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -279,14 +279,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     """Read a YAML config file (optional) and apply ``section.key=value`` override strings."""
     cfg = RunConfig()
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
-        cfg = RunConfig.from_dict(d)
+        cfg = RunConfig.from_dict(read_yaml(path, what="config file"))
     return apply_overrides(cfg, list(overrides))
 
 

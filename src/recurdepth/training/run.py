@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
 from recurdepth.errors import ConfigError, DataError
-from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text
+from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text, read_yaml
 from recurdepth.models import build_model
 from recurdepth.training.checkpoint import load_checkpoint, save_checkpoint
 from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on
@@ -113,10 +112,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _read_config(path: Path) -> RunConfig:
-    try:
-        return RunConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except yaml.YAMLError as e:
-        raise DataError(f"{path} is not valid YAML: {e}") from None
+    return RunConfig.from_dict(read_yaml(path, what="run config", error=DataError))
 
 
 def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
