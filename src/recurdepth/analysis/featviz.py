@@ -267,8 +267,10 @@ def plot_grid(columns: dict[str, list[Visualisation]], path: str, *, show: int =
                 ax.imshow(img[..., 0] if img.shape[2] == 1 else img,
                           cmap="gray" if img.shape[2] == 1 else None, vmin=0, vmax=1)
                 if r == 0:
+                    # Left-aligned, the model's name runs over its own columns, not off the page.
                     ax.set_title(f"{name}\nfilter {vis.filters[k]}" if k == 0
-                                 else f"filter {vis.filters[k]}", fontsize=8)
+                                 else f"filter {vis.filters[k]}", fontsize=8,
+                                 loc="left" if k == 0 else "center")
                 if c == 0 and k == 0:
                     label = vis.layer if depth_of is None else f"{vis.layer}\n(depth " \
                         f"{depth_of(name, vis)})"
