@@ -141,3 +141,77 @@ def test_errors_are_user_errors():
         cka(torch.zeros(5, 2), torch.zeros(6, 2))
     with pytest.raises(ConfigError, match="at least 4"):
         cka(torch.randn(3, 2), torch.randn(3, 2), debiased=True)
+
+
+def _gram_cka(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> float:
+    """Plain float64 Gram-matrix CKA from U- / double-centred Gram matrices (reference)."""
+    from recurdepth.analysis.cka import centered_gram
+
+    k, l_ = centered_gram(x, debiased=debiased), centered_gram(y, debiased=debiased)
+    return float((k * l_).sum() / torch.sqrt((k * k).sum() * (l_ * l_).sum()))
+
+
+@pytest.mark.parametrize("dims", [(40, 300, 200), (300, 40, 25), (50, 50, 80)])
+@pytest.mark.parametrize("debiased", [False, True])
+def test_feature_space_equals_gram_space(dims, debiased):
+    """Exact CKA in feature space (d < n) and from Gram matrices (d > n) agree to 1e-10."""
+    n, dx, dy = dims
+    g = torch.Generator().manual_seed(n + dx)
+    x = torch.randn(n, dx, generator=g, dtype=torch.float64) + 3.0
+    y = (x[:, : min(dx, dy)] @ torch.randn(min(dx, dy), dy, generator=g, dtype=torch.float64)
+         + torch.randn(n, dy, generator=g, dtype=torch.float64))
+    reference = _gram_cka(x, y, debiased)
+    assert 0.05 < abs(reference) < 0.99
+    for side in ("features", "gram", "auto"):
+        assert cka(x, y, debiased=debiased, side=side) == pytest.approx(reference, abs=1e-10)
+
+
+def test_wide_layers_use_symmetric_blocks():
+    """‖XᵀX‖² from the block triangle (d > 1024) equals the direct value."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(30, 2100, generator=g, dtype=torch.float64)
+    y = torch.randn(30, 70, generator=g, dtype=torch.float64)
+    for debiased in (False, True):
+        assert cka(x, y, debiased=debiased, side="features") == pytest.approx(
+            _gram_cka(x, y, debiased), abs=1e-10)
+
+
+def test_float32_features_match_float64():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(500, 64, generator=g) * 3 + 100.0
+    y = torch.relu(x @ torch.randn(64, 32, generator=g)) + 0.3 * torch.randn(500, 32, generator=g)
+    for debiased in (False, True):
+        assert cka(x, y, debiased=debiased) == pytest.approx(
+            _gram_cka(x.double(), y.double(), debiased), abs=1e-5)
+
+
+def test_minibatch_estimators_match_the_gram_formulas():
+    g = torch.Generator().manual_seed(7)
+    xs = [torch.randn(40, 30, generator=g, dtype=torch.float64) for _ in range(2)]
+    ys = [torch.randn(40, 9, generator=g, dtype=torch.float64) + xs[0][:, :9]]
+    acc = MinibatchCKA(2, 1, debiased=True)
+    for i in (0, 20):
+        acc.update([x[i:i + 20] for x in xs], [y[i:i + 20] for y in ys])
+    for debiased in (False, True):
+        xy = np.zeros((2, 1))
+        xx, yy = np.zeros(2), np.zeros(1)
+        for i in (0, 20):
+            from recurdepth.analysis.cka import centered_gram
+            ka = [centered_gram(x[i:i + 20], debiased=debiased) for x in xs]
+            kb = [centered_gram(y[i:i + 20], debiased=debiased) for y in ys]
+            for a, k in enumerate(ka):
+                xx[a] += float((k * k).sum())
+                xy[a, 0] += float((k * kb[0]).sum())
+            yy[0] += float((kb[0] * kb[0]).sum())
+        expected = xy / np.sqrt(xx[:, None] * yy[None, :])
+        np.testing.assert_allclose(acc.compute(debiased=debiased), expected, atol=1e-10)
+
+
+def test_exact_memory_estimate_counts_gram_matrices():
+    from recurdepth.analysis.cka import exact_cka_bytes
+
+    narrow = exact_cka_bytes(1000, [10], [10])
+    wide = exact_cka_bytes(1000, [5000], [5000])
+    assert narrow >= 1000 * 20 * 4
+    # Two 1000×1000 float64 Gram matrices on top of 1000×10000 float32 features.
+    assert wide >= 1000 * 10000 * 4 + 2 * 1000 * 1000 * 8

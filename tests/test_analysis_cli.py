@@ -1,6 +1,7 @@
 """``recurdepth analyze`` end to end on two tiny trained maze runs."""
 
 import json
+import shutil
 
 import pytest
 
@@ -27,16 +28,31 @@ def runs(tmp_path_factory):
     return out
 
 
+def _pair(runs, analysis):
+    """Two-run analyses write to a folder named after both runs."""
+    return (runs["recurrent"] / "analysis" / analysis
+            / f"{runs['recurrent'].name}_vs_{runs['feedforward'].name}")
+
+
 def test_cka_reuse_probes_rf(runs, tmp_path, capsys):
     rec, ff = str(runs["recurrent"]), str(runs["feedforward"])
     assert main(["analyze", "cka", rec, ff, "--images", "12", "--batch-size", "6",
-                 "--quiet"]) == 0
-    res = json.loads((runs["recurrent"] / "analysis" / "cka" / "cka.json").read_text())
+                 "--method", "minibatch", "--quiet"]) == 0
+    res = json.loads((_pair(runs, "cka") / "cka.json").read_text())
+    assert res["method"] == "minibatch" and res["headline"] == "debiased"
+    assert "not the paper" in res["labels"]["biased"]
     assert res["layers_a"] == ["stem", "iter 1", "iter 2", "iter 3"]
     assert res["layers_b"] == ["stem", "block 1", "block 2", "block 3"]
     assert res["examples"] == 12 and len(res["biased"]) == 4
     assert all(0.0 <= v <= 1.0 + 1e-9 for row in res["biased"] for v in row)
-    assert (runs["recurrent"] / "analysis" / "cka" / "cka_debiased.png").exists()
+    assert (_pair(runs, "cka") / "cka_debiased.png").exists()
+    # The default is exact (it fits the memory budget): the paper's biased CKA is the headline.
+    capsys.readouterr()
+    assert main(["analyze", "cka", rec, ff, "--images", "12", "--quiet"]) == 0
+    exact = json.loads((_pair(runs, "cka") / "cka.json").read_text())
+    assert exact["method"] == "exact" and exact["headline"] == "biased"
+    assert "the paper's" in exact["labels"]["biased"]
+    assert "biased minibatch" not in capsys.readouterr().out
     # A run against itself: ones on the diagonal.
     assert main(["analyze", "cka", rec, "--images", "12", "--method", "exact",
                  "--out", str(tmp_path / "self"), "--quiet"]) == 0
@@ -45,7 +61,8 @@ def test_cka_reuse_probes_rf(runs, tmp_path, capsys):
 
     assert main(["analyze", "reuse", rec, ff, "--images", "12", "--untrained-control",
                  "--quiet"]) == 0
-    reuse = json.loads((runs["recurrent"] / "analysis" / "reuse" / "reuse.json").read_text())
+    reuse = json.loads((_pair(runs, "reuse") / "reuse.json").read_text())
+    assert reuse["image_seed"] == 0
     assert len(reuse["models"]) == 3
     for model in reuse["models"].values():
         assert model["ranks"] == [2, 3]
@@ -53,7 +70,7 @@ def test_cka_reuse_probes_rf(runs, tmp_path, capsys):
         assert model["active_pairs"] + model["inactive_pairs"] == 12 * 4
 
     assert main(["analyze", "probes", rec, ff, "--epochs", "2", "--quiet"]) == 0
-    probes = json.loads((runs["recurrent"] / "analysis" / "probes" / "probes.json").read_text())
+    probes = json.loads((_pair(runs, "probes") / "probes.json").read_text())
     assert probes["task"] == "maze" and probes["train_images"] == 24
     table = capsys.readouterr().out
     assert "iter 3:" in table and "block 3:" in table
@@ -62,9 +79,9 @@ def test_cka_reuse_probes_rf(runs, tmp_path, capsys):
 
     assert main(["analyze", "featviz", rec, ff, "--steps", "2", "--filters", "0", "1",
                  "--quiet"]) == 0
-    vis = json.loads((runs["recurrent"] / "analysis" / "featviz" / "featviz.json").read_text())
+    vis = json.loads((_pair(runs, "featviz") / "featviz.json").read_text())
     assert vis["image_size"] == 16  # 2 (5 + 2) + 2
-    assert (runs["recurrent"] / "analysis" / "featviz" / "featviz.png").exists()
+    assert (_pair(runs, "featviz") / "featviz.png").exists()
 
     assert main(["analyze", "rf", rec, "--max-iters", "3"]) == 0
     rf = json.loads((runs["recurrent"] / "analysis" / "rf" / "rf.json").read_text())
@@ -79,3 +96,37 @@ def test_user_errors(runs, tmp_path, capsys):
     assert "pooling" in capsys.readouterr().err
     assert main(["analyze", "featviz", str(runs["recurrent"]), "--preset", "nope"]) == 2
     assert "valid choices" in capsys.readouterr().err
+
+
+def _one_error_line(capsys, *words):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_bad_images_and_mismatched_runs(runs, tmp_path, capsys):
+    rec, ff = str(runs["recurrent"]), str(runs["feedforward"])
+    assert main(["analyze", "cka", rec, ff, "--images", "0"]) == 2
+    _one_error_line(capsys, "--images", "at least 1")
+    assert main(["analyze", "reuse", rec, "--images", "13", "--quiet"]) == 2
+    _one_error_line(capsys, "--images 13", "12 test images")
+    assert main(["analyze", "probes", rec, "--test-images", "50", "--quiet"]) == 2
+    _one_error_line(capsys, "--test-images")
+    # A copy of the run that claims other data (mazes of size 7: other image size).
+    other = tmp_path / "other"
+    shutil.copytree(runs["feedforward"], other)
+    cfg = (other / "config.yaml").read_text()
+    (other / "config.yaml").write_text(cfg.replace("maze_size: 5", "maze_size: 7"))
+    assert main(["analyze", "cka", rec, str(other), "--images", "4"]) == 2
+    _one_error_line(capsys, "different data", "image size")
+
+
+def test_family_without_iterations_is_refused(runs, tmp_path, capsys):
+    run = tmp_path / "resnet"
+    shutil.copytree(runs["recurrent"], run)
+    cfg = (run / "config.yaml").read_text()
+    cfg = cfg.replace("family: maze", "family: resnet18").replace("name: mazes", "name: cifar10")
+    (run / "config.yaml").write_text(cfg)
+    assert main(["analyze", "cka", str(run), "--images", "4"]) == 2
+    _one_error_line(capsys, "resnet18", "does not expose")

@@ -48,9 +48,10 @@ def test_jitter_wraps_around_within_bounds():
 
 def test_loss_weights_grow_linearly_with_depth():
     cfg = preset("paper", "cifar10")
-    assert loss_weights(cfg, 0.0) == (1.0, 0.0, 0.0)
+    # A.6: λtv, λbn from 0 at the first layer to (1, 10) at the last; λmain 0.64 throughout.
+    assert loss_weights(cfg, 0.0) == (0.64, 0.0, 0.0)
     assert loss_weights(cfg, 1.0) == pytest.approx((0.64, 1.0, 10.0))
-    assert loss_weights(cfg, 0.5) == pytest.approx((0.82, 0.5, 5.0))
+    assert loss_weights(cfg, 0.5) == pytest.approx((0.64, 0.5, 5.0))
     imagenet = preset("paper", "imagenet")
     assert (imagenet.steps, imagenet.batch, imagenet.contrastive) == (1000, 32, True)
     assert loss_weights(imagenet, 1.0) == pytest.approx((0.01, 5.0, 50.0))
@@ -83,7 +84,7 @@ def test_batchnorm_prior_counts_every_call():
     with torch.no_grad():
         net.body[0].bn.running_mean.fill_(0.3)
         net.body[0].bn.running_var.fill_(2.0)
-    prior = BatchNormPrior(net)
+    prior = BatchNormPrior(net, "all")
     x = torch.randn(4, 3, 6, 6)
     layer_state(net, x, 3)
     assert len(prior.calls) == 3
@@ -104,7 +105,7 @@ def test_batchnorm_prior_counts_every_call():
 
 def test_residual_bn_prior_stops_at_the_layer():
     model = build_model("residual_bn", "recurrent", iters=3, width=4, dataset="cifar10").eval()
-    prior = BatchNormPrior(model)
+    prior = BatchNormPrior(model, "all")
     x = torch.randn(2, 3, 8, 8)
     layer_state(model, x, 1)
     assert len(prior.calls) == 1 + 4  # stem BN and the 4 BN layers of iteration 1
@@ -112,6 +113,13 @@ def test_residual_bn_prior_stops_at_the_layer():
     layer_state(model, x, 3)
     assert len(prior.calls) == 1 + 3 * 4
     prior.close()
+    # A.6: only the first convolution's statistics, i.e. the input of the stem's BatchNorm.
+    first = BatchNormPrior(model)
+    layer_state(model, x, 3)
+    assert len(first.calls) == 1
+    stem_bn = next(m for m in model.stem.modules() if isinstance(m, nn.BatchNorm2d))
+    assert first.calls[0][0] is stem_bn
+    first.close()
 
 
 def test_a_few_steps_raise_the_activation(tmp_path):
@@ -150,3 +158,33 @@ def test_a_few_steps_raise_the_activation(tmp_path):
     with pytest.raises(ConfigError, match="convolutional"):
         visualize(build_model("mlp", "recurrent", iters=1, width=4, dataset="emnist"), 1, [0],
                   FeatVizConfig(steps=1), image_size=28)
+
+
+def test_paper_weights_raise_the_objective_of_a_trained_classifier():
+    """A small CIFAR-shaped classifier trained on synthetic data: with the paper's CIFAR-10
+    weights at the deepest layer, the objective and its main term rise; requires_grad is kept."""
+    torch.manual_seed(0)
+    model = build_model("residual_bn", "recurrent", iters=2, width=8, dataset="cifar10")
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(256, 3, 32, 32, generator=g)
+    y = (x[:, 0].mean((1, 2)) > x[:, 2].mean((1, 2))).long() * 3  # class 0 or 3 by colour
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model.train()
+    for i in range(0, 256 * 3, 32):
+        batch = slice(i % 256, i % 256 + 32)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() > 0.8  # it did learn
+    model.head.requires_grad_(False)
+    flags = [p.requires_grad for p in model.parameters()]
+    cfg = preset("paper", "cifar10")
+    cfg = FeatVizConfig(**{**cfg.to_dict(), "steps": 40})
+    vis = visualize(model, model.iters, [0, 1, 2, 3], cfg, image_size=32)
+    assert vis.weights == pytest.approx((0.64, 1.0, 10.0))  # the deepest layer
+    assert vis.end["objective"] > vis.start["objective"]
+    assert vis.end["main"] > vis.start["main"]
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert False in flags and True in flags

@@ -90,3 +90,39 @@ def test_probe_model_on_a_zoo_model():
     res = probe_model(maze, (torch.rand(4, 3, 8, 8), torch.zeros(4, 8, 8).long()),
                       (torch.rand(4, 3, 8, 8), torch.zeros(4, 8, 8).long()), epochs=1)
     assert [r.layer for r in res] == ["block 1"] and res[0].test_pixel_acc is not None
+
+
+def test_dead_feature_does_not_break_the_test_accuracy():
+    """A feature constant on the training set but not on test data is ignored by the probe."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(6, 3, generator=g)
+    (x_tr, _, y_tr), (x_te, _, y_te) = _separable(300, g, w), _separable(200, g, w)
+    dead_tr = torch.zeros(300, 4)  # e.g. ReLU units that never fired on the training images
+    dead_te = torch.randn(200, 4, generator=g).abs() * 5
+    train = (torch.cat([x_tr, dead_tr], 1), y_tr)
+    test = (torch.cat([x_te, dead_te], 1), y_te)
+
+    def batches(data):
+        def make():
+            for i in range(0, len(data[1]), 50):
+                yield [data[0][i:i + 50]], data[1][i:i + 50], None
+        return make
+
+    for wd in (None, 0.0):
+        res = train_probes(batches(train), batches(test), names=["layer"], num_classes=3,
+                           epochs=20, lr=0.05, weight_decay=wd)[0]
+        assert res.dead_features == 4
+        assert res.train_acc >= 98.0
+        assert res.test_acc >= res.train_acc - 2.0
+        assert res.weight_decay in (0.0, 1e-4, 1e-3, 1e-2)
+
+
+def test_weight_decay_is_validated():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(20, 3, generator=g)
+
+    def make():
+        yield [x], torch.zeros(20, dtype=torch.long), None
+
+    with pytest.raises(ConfigError, match="weight decay"):
+        train_probes(make, make, names=["a"], num_classes=2, weight_decay=-1.0)

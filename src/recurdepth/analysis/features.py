@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -85,3 +87,67 @@ def feature_batches(model: UnrolledNet, inputs: Tensor, *, batch_size: int = 100
         feats = capture(model, x, iters, include_stem=include_stem)
         yield [transform(f) if transform else f for f in feats]
 
+
+
+# -- run folders: what an analysis may read, on which images, and where it writes -------------
+
+def check_analysable(run_dir: str | Path, analysis: str) -> None:
+    """A one-line ConfigError when ``run_dir``'s family has no body of iterations to analyse."""
+    from recurdepth.training.config import load_config
+    from recurdepth.training.run import make_model
+
+    config_file = Path(run_dir) / "config.yaml"
+    if not config_file.exists():
+        return  # load_run says what is missing
+    cfg = load_config(config_file)
+    if analysis == "rf":
+        return
+    model = make_model(cfg)
+    if not isinstance(model, UnrolledNet):
+        raise ConfigError(f"{run_dir}: the {analysis} analysis reads the state after every "
+                          f"iteration / block, which family {cfg.model.family!r} does not expose; "
+                          f"analyse a run of family maze, maze_dilated, convnet, mlp, residual "
+                          f"or residual_bn")
+
+
+def check_same_data(cfg_a: Any, cfg_b: Any, run_a: Any = "run A", run_b: Any = "run B") -> None:
+    """A one-line ConfigError unless both runs read the same data set at the same image size."""
+    from recurdepth.datasets_info import dataset_info
+
+    def key(cfg: Any) -> tuple[str, int | None]:
+        if cfg.is_maze:
+            return cfg.data.name, 2 * (cfg.data.maze_size + 2) + 2
+        return cfg.data.name, dataset_info(cfg.data.name).image_size
+
+    ka, kb = key(cfg_a), key(cfg_b)
+    if ka != kb:
+        raise ConfigError(f"{run_a} and {run_b} were trained on different data ({ka[0]}, "
+                          f"{ka[1]} px vs {kb[0]}, {kb[1]} px); compare runs of the same data set "
+                          f"and image size")
+
+
+def analysis_data(cfg: Any, split: str, images: int | None, *, device: str = "cpu",
+                  seed: int | None = None, flag: str = "--images") -> tuple[Tensor, Tensor]:
+    """``images`` preprocessed examples of ``split`` (all if None): the first ones, or a random
+    draw seeded by ``seed``. ConfigError for 0 or more than the split holds."""
+    from recurdepth.training.data import eval_tensors
+
+    if images is not None and images < 1:
+        raise ConfigError(f"{flag} must be at least 1, got {images}")
+    x, y = eval_tensors(cfg, split, limit=None if seed is not None else images, device=device)
+    if images is not None and images > len(x):
+        raise ConfigError(f"{flag} {images} is more than the {len(x)} {split} images of "
+                          f"{cfg.data.name}; use {flag} {len(x)} or fewer")
+    if seed is not None and images is not None:
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:images]
+        pick = pick.sort().values.to(x.device)
+        x, y = x[pick], y[pick]
+    return x, y
+
+
+def analysis_dir(run_a: str | Path, analysis: str, run_b: str | Path | None = None) -> Path:
+    """``RUN_A/analysis/<analysis>``, or ``.../<analysis>/<A>_vs_<B>`` when a second run is given."""
+    base = Path(run_a) / "analysis" / analysis
+    if run_b is None:
+        return base
+    return base / f"{Path(run_a).resolve().name}_vs_{Path(run_b).resolve().name}"

@@ -5,17 +5,21 @@ one layer (the stem output or the body state after iteration / block i), with
 
 * pixel jitter: a random shift of up to ±``jitter`` px per axis with wrap-around (``torch.roll``);
 * anisotropic total variation in 4 directions (horizontal, vertical, both diagonals), ℓ2;
-* a BatchNorm-statistics prior (Yin et al. 2020): for every call of every BatchNorm layer on the
-  way to the layer, ‖batch mean − running mean‖₂ + ‖batch var − running var‖₂;
+* a BatchNorm-statistics prior (Yin et al. 2020) on "the batch statistics from the first
+  convolutional layer" (A.6): ‖batch mean − running mean‖₂ + ‖batch var − running var‖₂ of the
+  input of the model's first BatchNorm layer (the first convolution's output), once per forward
+  pass; ``bn_prior="all"`` instead sums it over every call of every BatchNorm layer on the way
+  (Yin et al.'s DeepInversion). Models without BatchNorm have no prior;
 * Adam with cosine annealing from lr 0.01;
-* loss weights that grow linearly with depth: λtv = λbn = 0 at the first layer, the preset's
-  values at the deepest body layer. The paper fixes λmain only at the deepest layer (0.64 CIFAR,
-  0.01 ImageNet); at the first layer, where the other terms vanish, we use λmain = 1 and
-  interpolate linearly in between;
-* for ImageNet, the contrastive objective of A.6: image i should excite filter i more than the
-  other images do, ``n‖a_i(x_i)‖ − Σ_j ‖a_i(x_j)‖``.
+* loss weights: λtv = λbn = 0 at the first layer, growing linearly with depth to the preset's
+  values at the deepest body layer (CIFAR-10: λtv = 1, λbn = 10; ImageNet: 5, 50). The paper
+  gives λmain only for the deepest layer (0.64 CIFAR-10, 0.01 ImageNet) and says only λtv and
+  λbn change with depth, so we keep λmain at that value at every layer (``lambda_main_first``
+  sets another value at the first layer, interpolated linearly);
+* the main objective summed over the batch, as A.6 writes it: Σ_i ‖a_{l,i}(x_i)‖₂ for CIFAR-10,
+  and for ImageNet the contrastive Σ_i (n‖a_{l,i}(x_i)‖₂ − Σ_j ‖a_{l,i}(x_j)‖₂).
 
-Main objectives are averaged over the batch (the paper's sums differ by the factor n).
+The model's ``requires_grad`` flags are restored afterwards.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ class FeatVizConfig:
     lambda_main: float = 0.64
     lambda_tv: float = 1.0
     lambda_bn: float = 10.0
-    lambda_main_first: float = 1.0
+    lambda_main_first: float | None = None  # None: lambda_main at every layer
     contrastive: bool = False
+    bn_prior: str = "first"  # "first": the first BatchNorm layer's input (A.6); "all": every call
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -75,7 +80,8 @@ def loss_weights(cfg: FeatVizConfig, position: float) -> tuple[float, float, flo
     """(λmain, λtv, λbn) at relative depth ``position`` ∈ [0, 1] (0: first layer)."""
     if not 0.0 <= position <= 1.0:
         raise ConfigError(f"relative depth must be in [0, 1], got {position}")
-    main = cfg.lambda_main_first + position * (cfg.lambda_main - cfg.lambda_main_first)
+    first = cfg.lambda_main if cfg.lambda_main_first is None else cfg.lambda_main_first
+    main = first + position * (cfg.lambda_main - first)
     return main, position * cfg.lambda_tv, position * cfg.lambda_bn
 
 
@@ -104,19 +110,30 @@ def jitter(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
 
 
-class BatchNormPrior:
-    """Records the input statistics of every call of every BatchNorm layer of a model.
+BN_PRIORS = ("first", "all")
 
-    A hook per module appends one entry per call, so a BatchNorm layer applied on several
-    iterations contributes once per iteration (not only its last call).
+
+class BatchNormPrior:
+    """Records the input statistics of BatchNorm layers of a model during forward passes.
+
+    ``scope="first"``: only the model's first BatchNorm layer (module order: the stem's comes
+    first), first call per :meth:`loss` (A.6). ``"all"``: a hook per module appends one entry per
+    call, so a BatchNorm layer applied on several iterations contributes once per iteration.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, scope: str = "all") -> None:
+        if scope not in BN_PRIORS:
+            raise ConfigError(choices_message("BatchNorm prior", scope, BN_PRIORS))
+        self.scope = scope
         self.calls: list[tuple[nn.modules.batchnorm._BatchNorm, Tensor, Tensor]] = []
-        self._handles = [m.register_forward_pre_hook(self._record) for m in model.modules()
-                         if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if scope == "first":
+            norms = norms[:1]
+        self._handles = [m.register_forward_pre_hook(self._record) for m in norms]
 
     def _record(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        if self.scope == "first" and self.calls:
+            return
         x = inputs[0]
         dims = [d for d in range(x.dim()) if d != 1]
         self.calls.append((module, x.mean(dims), x.var(dims, unbiased=False)))
@@ -164,6 +181,10 @@ class Visualisation:
     images: Tensor
     weights: tuple[float, float, float]
     final: dict[str, float]
+    # The objective maximised (λmain·main − λtv·tv − λbn·bn) and its main term, on the images
+    # without jitter, before and after the optimisation.
+    start: dict[str, float] | None = None
+    end: dict[str, float] | None = None
 
 
 def visualize(model: nn.Module, layer_index: int, filters: Sequence[int], cfg: FeatVizConfig, *,
@@ -171,11 +192,47 @@ def visualize(model: nn.Module, layer_index: int, filters: Sequence[int], cfg: F
               std: Sequence[float] | None = None, device: str | torch.device = "cpu",
               progress: bool = False) -> Visualisation:
     """Optimise one image per entry of ``filters`` to excite that filter at ``layer_index``."""
+    net = require_unrolled(model).to(device).eval()
+    flags = [p.requires_grad for p in net.parameters()]
+    try:
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return _optimise(net, layer_index, filters, cfg, image_size=image_size, mean=mean,
+                         std=std, device=device, progress=progress)
+    finally:
+        for p, flag in zip(net.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def _objective(net: UnrolledNet, x: Tensor, layer_index: int, filters: Sequence[int],
+               cfg: FeatVizConfig, weights: tuple[float, float, float],
+               prior: BatchNormPrior) -> dict[str, Tensor]:
+    """The loss terms on images ``x`` (main summed over the batch, A.6)."""
+    state = layer_state(net, x, layer_index)
+    if max(filters) >= state.shape[1] or min(filters) < 0:
+        raise ConfigError(f"filters must be in 0..{state.shape[1] - 1} at layer {layer_index}")
+    norms = filter_norms(state, filters)
+    own = norms.diagonal()
+    n = len(filters)
+    main = (n * own - norms.sum(1)).sum() if cfg.contrastive else own.sum()
+    tv = total_variation(x)
+    bn = prior.loss()
+    w_main, w_tv, w_bn = weights
+    loss = -w_main * main + w_tv * tv + w_bn * bn
+    return {"main": main, "tv": tv, "bn": bn, "loss": loss}
+
+
+def _floats(terms: dict[str, Tensor]) -> dict[str, float]:
+    out = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in terms.items()}
+    out["objective"] = -out["loss"]
+    return out
+
+
+def _optimise(net: UnrolledNet, layer_index: int, filters: Sequence[int], cfg: FeatVizConfig, *,
+              image_size: int, mean: Sequence[float] | None, std: Sequence[float] | None,
+              device: str | torch.device, progress: bool) -> Visualisation:
     from tqdm import tqdm
 
-    net = require_unrolled(model).to(device).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
     layer = _layer(net, layer_index)
     first_conv = next((m for m in net.stem.modules() if isinstance(m, nn.Conv2d)), None)
     if first_conv is None:
@@ -193,35 +250,29 @@ def visualize(model: nn.Module, layer_index: int, filters: Sequence[int], cfg: F
     x = (x + (lo + hi) / 2).clamp(lo, hi).requires_grad_(True)
     opt = torch.optim.Adam([x], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
-    w_main, w_tv, w_bn = loss_weights(cfg, relative_depth(net, layer))
-    prior = BatchNormPrior(net)
-    channels = None
+    weights = loss_weights(cfg, relative_depth(net, layer))
+    prior = BatchNormPrior(net, cfg.bn_prior)
     terms: dict[str, float] = {}
     try:
+        with torch.no_grad():
+            start = _floats(_objective(net, x, layer_index, filters, cfg, weights, prior))
         for _ in tqdm(range(cfg.steps), desc=f"featviz {layer.name}", disable=not progress):
             opt.zero_grad(set_to_none=True)
-            state = layer_state(net, jitter(x, cfg.jitter, g), layer_index)
-            channels = channels or state.shape[1]
-            if max(filters) >= channels or min(filters) < 0:
-                raise ConfigError(f"filters must be in 0..{channels - 1} at {layer.name}")
-            norms = filter_norms(state, filters)
-            own = norms.diagonal()
-            main = (n * own - norms.sum(1)).mean() if cfg.contrastive else own.mean()
-            tv = total_variation(x)
-            bn = prior.loss()
-            loss = -w_main * main + w_tv * tv + w_bn * bn
-            loss.backward()
+            step = _objective(net, jitter(x, cfg.jitter, g), layer_index, filters, cfg,
+                              weights, prior)
+            step["loss"].backward()
             opt.step()
             sched.step()
             with torch.no_grad():
                 x.clamp_(lo, hi)
-            terms = {k: float(v.detach()) if isinstance(v, Tensor) else float(v)
-                     for k, v in (("main", main), ("tv", tv), ("bn", bn), ("loss", loss))}
+            terms = _floats(step)
+        with torch.no_grad():
+            end = _floats(_objective(net, x, layer_index, filters, cfg, weights, prior))
     finally:
         prior.close()
     images = (x.detach() * s + m).clamp(0, 1).cpu()
     return Visualisation(layer=layer.name, filters=list(filters), images=images,
-                         weights=(w_main, w_tv, w_bn), final=terms)
+                         weights=weights, final=terms or end, start=start, end=end)
 
 
 def _layer(model: UnrolledNet, index: int) -> Layer:

@@ -3,7 +3,8 @@ block / iteration?
 
 One linear classifier per layer is trained on the frozen features (standardised per feature with
 the training set's mean and standard deviation, which changes nothing a linear model can express
-but makes one learning rate fit every layer). Features are streamed in batches from the model;
+but makes one learning rate fit every layer; features constant on the training set are zeroed),
+with a weight decay chosen on a validation split of the training set unless one is given. Features are streamed in batches from the model;
 they are kept in memory between epochs only when they fit in ``cache_bytes``.
 
 Maze solvers label pixels, not images: their probe is a linear classifier applied to each pixel's
@@ -47,6 +48,8 @@ class ProbeResult:
     test_acc: float
     train_pixel_acc: float | None = None
     test_pixel_acc: float | None = None
+    weight_decay: float | None = None
+    dead_features: int = 0
 
     def to_dict(self) -> dict:
         """JSON-friendly dict."""
@@ -70,11 +73,18 @@ def pool_transform(size: int | None) -> Callable[[Tensor], Tensor] | None:
 
 
 class _Standardiser:
-    """Per-feature mean and standard deviation (per channel for per-pixel probes), streamed."""
+    """Per-feature mean and standard deviation (per channel for per-pixel probes), streamed.
+
+    Sums are taken in float64 around a fixed shift (the first batch's mean), so large means cost
+    no precision. Features with no variance on the training set ("dead" features, e.g. a ReLU
+    that never fires) get a scale of 0: they carry no information the probe could learn, and a
+    value they take only on new data must not move the prediction.
+    """
 
     def __init__(self, per_pixel: bool) -> None:
         self.per_pixel = per_pixel
         self.n = 0
+        self.shift: Tensor | None = None
         self.sum: Tensor | None = None
         self.sq: Tensor | None = None
 
@@ -85,15 +95,23 @@ class _Standardiser:
 
     def update(self, f: Tensor) -> None:
         rows = self._rows(f).to(torch.float64)
+        if self.shift is None:
+            self.shift = rows.mean(0)
+        rows = rows - self.shift
         s, q = rows.sum(0), (rows * rows).sum(0)
         self.sum = s if self.sum is None else self.sum + s
         self.sq = q if self.sq is None else self.sq + q
         self.n += len(rows)
 
     def finish(self) -> tuple[Tensor, Tensor]:
-        mean = self.sum / self.n
-        var = (self.sq / self.n - mean * mean).clamp_min(0)
-        return mean.float(), var.sqrt().float().clamp_min(1e-6)
+        """(mean, 1 / std) per feature; 1 / std is 0 for features constant on the training set."""
+        offset = self.sum / self.n
+        var = (self.sq / self.n - offset * offset).clamp_min(0)
+        mean = self.shift + offset
+        # Constant up to rounding of float32 features: relative spread below 1e-6.
+        dead = var.sqrt() <= 1e-6 * mean.abs() + 1e-12
+        inv_std = torch.where(dead, torch.zeros_like(var), var.rsqrt())
+        return mean.float(), inv_std.float()
 
 
 def _cached(make: Callable[[], Iterable[Batch]], limit: int) -> Callable[[], Iterable[Batch]]:
@@ -108,66 +126,127 @@ def _cached(make: Callable[[], Iterable[Batch]], limit: int) -> Callable[[], Ite
     return lambda: cache
 
 
+# Candidate weight decays (L2 penalty of Adam) tried on the validation split of the training set.
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2)
+VALIDATION_SHARE = 0.2
+
+
+def _part(make: Callable[[], Iterable[Batch]], part: str) -> Callable[[], Iterator[Batch]]:
+    """The validation (first fifth of every batch) or fitting (the rest) part of the batches."""
+
+    def batches() -> Iterator[Batch]:
+        for feats, y, mask in make():
+            k = max(1, int(len(y) * VALIDATION_SHARE))
+            if len(y) < 2:
+                continue
+            sl = slice(0, k) if part == "val" else slice(k, None)
+            yield [f[sl] for f in feats], y[sl], None if mask is None else mask[sl]
+
+    return batches
+
+
+def _fit(make: Callable[[], Iterable[Batch]], norms: list[tuple[Tensor, Tensor]],
+         decays: list[list[float]], *, num_classes: int, per_pixel: bool, epochs: int, lr: float,
+         seed: int, device, progress: bool) -> list[nn.ModuleList]:
+    """Train one probe per layer and per weight decay of ``decays[layer]``, all in one loop."""
+    from tqdm import tqdm
+
+    probes = [nn.ModuleList(nn.Linear(len(mean), num_classes) for _ in ds).to(device)
+              for (mean, _), ds in zip(norms, decays)]
+    for group in probes:
+        for p in group:  # the problem is convex: a zero start makes the result seed-free
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+    params = [{"params": p.parameters(), "weight_decay": wd}
+              for group, ds in zip(probes, decays) for p, wd in zip(group, ds)]
+    opt = torch.optim.Adam(params, lr=lr)
+    steps = sum(1 for _ in make())
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps))
+    order_rng = random.Random(seed)
+    for _ in tqdm(range(epochs), desc="probes", disable=not progress):
+        batches = make()
+        if isinstance(batches, list):
+            batches = order_rng.sample(batches, len(batches))
+        for feats, y, mask in batches:
+            opt.zero_grad(set_to_none=True)
+            loss = 0.0
+            for group, f, n in zip(probes, feats, norms):
+                x = _inputs(f, n, per_pixel, device)
+                loss = loss + sum(_loss(p, x, y.to(device), mask, device) for p in group)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return probes
+
+
 def train_probes(train_batches: Callable[[], Iterable[Batch]],
                  test_batches: Callable[[], Iterable[Batch]], *, names: list[str],
                  depths: list[int] | None = None, num_classes: int,
                  task: str = "classification", epochs: int = 20, lr: float = 0.01,
-                 weight_decay: float = 0.0, cache_bytes: int = 2 << 30, seed: int = 0,
+                 weight_decay: float | None = None, cache_bytes: int = 2 << 30, seed: int = 0,
                  device: str | torch.device = "cpu", progress: bool = False,
                  ) -> list[ProbeResult]:
     """Train one linear probe per layer on streamed features; return train/test accuracy.
 
     ``train_batches()`` / ``test_batches()`` return a fresh iterable of batches
     ``(features per layer, targets, mask)`` each time they are called. Adam with cosine decay,
-    ``epochs`` passes over the training batches (in a shuffled batch order when cached).
+    ``epochs`` passes over the training batches (in a shuffled batch order when cached), from
+    zero weights. ``weight_decay=None`` picks, per layer, the value of :data:`WEIGHT_DECAYS` with
+    the best accuracy on a validation split (a fifth of every training batch), then retrains on
+    all the training data with it.
     """
     if task not in TASKS:
         raise ConfigError(choices_message("probe task", task, TASKS))
+    if weight_decay is not None and weight_decay < 0:
+        raise ConfigError(f"weight decay must be >= 0, got {weight_decay}")
     per_pixel = task == "maze"
     train_batches = _cached(train_batches, cache_bytes)
     stats = [_Standardiser(per_pixel) for _ in names]
-    steps = 0
-    for feats, _, _ in train_batches():
+    examples = 0
+    for feats, y, _ in train_batches():
+        examples += len(y)
         if len(feats) != len(names):
             raise ConfigError(f"expected features of {len(names)} layers, got {len(feats)}")
         for st, f in zip(stats, feats):
             st.update(f)
-        steps += 1
     norms = [st.finish() for st in stats]
     dims = [len(mean) for mean, _ in norms]
-    torch.manual_seed(seed)
-    probes = nn.ModuleList(nn.Linear(d, num_classes) for d in dims).to(device)
-    opt = torch.optim.Adam(probes.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps))
-    order_rng = random.Random(seed)
-    from tqdm import tqdm
-
-    for _ in tqdm(range(epochs), desc="probes", disable=not progress):
-        batches = train_batches()
-        if isinstance(batches, list):
-            batches = order_rng.sample(batches, len(batches))
-        for feats, y, mask in batches:
-            opt.zero_grad(set_to_none=True)
-            loss = sum(_loss(p, _inputs(f, n, per_pixel, device), y.to(device), mask, device)
-                       for p, f, n in zip(probes, feats, norms))
-            loss.backward()
-            opt.step()
-            sched.step()
+    fit = dict(num_classes=num_classes, per_pixel=per_pixel, epochs=epochs, lr=lr, seed=seed,
+               device=device, progress=progress)
+    if weight_decay is None and examples < 10:
+        weight_decay = 0.0  # too few examples to hold any out
+    if weight_decay is None:
+        candidates = [list(WEIGHT_DECAYS) for _ in names]
+        trial = _fit(_part(train_batches, "fit"), norms, candidates, **fit)
+        scores = [_accuracies(nn.ModuleList(group[k] for group in trial),
+                              _part(train_batches, "val"), norms, per_pixel, device)
+                  for k in range(len(WEIGHT_DECAYS))]
+        # Highest validation accuracy; on a tie the stronger decay (the more stable probe).
+        metric = 1 if per_pixel else 0  # pixel accuracy separates maze probes more finely
+        chosen = [max(range(len(WEIGHT_DECAYS)), key=lambda k: (scores[k][i][metric], k))
+                  for i in range(len(names))]
+        decays = [WEIGHT_DECAYS[k] for k in chosen]
+    else:
+        decays = [float(weight_decay)] * len(names)
+    probes = nn.ModuleList(group[0] for group in _fit(train_batches, norms,
+                                                      [[d] for d in decays], **fit))
     train = _accuracies(probes, train_batches, norms, per_pixel, device)
     test = _accuracies(probes, test_batches, norms, per_pixel, device)
     depths = depths or [0] * len(names)
     return [ProbeResult(layer=name, effective_depth=depth, features=dim,
                         train_acc=tr[0], test_acc=te[0],
-                        train_pixel_acc=tr[1], test_pixel_acc=te[1])
-            for name, depth, dim, tr, te in zip(names, depths, dims, train, test)]
+                        train_pixel_acc=tr[1], test_pixel_acc=te[1], weight_decay=wd,
+                        dead_features=int((n[1] == 0).sum()))
+            for name, depth, dim, tr, te, wd, n in zip(names, depths, dims, train, test,
+                                                       decays, norms)]
 
 
 def _inputs(f: Tensor, norm: tuple[Tensor, Tensor], per_pixel: bool, device) -> Tensor:
     """Standardised probe inputs: (N, d) rows, or (N·H·W, C) pixel rows for per-pixel probes."""
     f = f.to(device, torch.float32)
     rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) if per_pixel else f.reshape(len(f), -1)
-    mean, std = norm
-    return (rows - mean.to(device)) / std.to(device)
+    mean, inv_std = norm
+    return (rows - mean.to(device)) * inv_std.to(device)
 
 
 def _loss(probe: nn.Module, x: Tensor, y: Tensor, mask: Tensor | None, device) -> Tensor:
@@ -208,7 +287,7 @@ def _accuracies(probes: nn.ModuleList, batches: Callable[[], Iterable[Batch]],
 def probe_model(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], *,
                 pool: int | None = None, iters: int | None = None, batch_size: int = 250,
                 task: str | None = None, epochs: int = 20, lr: float = 0.01,
-                cache_bytes: int = 2 << 30, seed: int = 0, device: str | torch.device = "cpu",
+                weight_decay: float | None = None, cache_bytes: int = 2 << 30, seed: int = 0, device: str | torch.device = "cpu",
                 progress: bool = False) -> list[ProbeResult]:
     """Linear probes on the state after every iteration / block of ``model``.
 
@@ -242,7 +321,7 @@ def probe_model(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tens
     return train_probes(stream(train), stream(test), names=[layer.name for layer in captured],
                         depths=[layer.effective_depth for layer in captured],
                         num_classes=num_classes, task=task, epochs=epochs, lr=lr,
-                        cache_bytes=cache_bytes, seed=seed, device=device, progress=progress)
+                        weight_decay=weight_decay, cache_bytes=cache_bytes, seed=seed, device=device, progress=progress)
 
 
 def probe_table(results: dict[str, list[ProbeResult]]) -> str:

@@ -61,6 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="normalise per image-filter pair (paper) or per filter over all images")
     q.add_argument("--untrained-control", action="store_true",
                    help="also analyse a freshly initialised model of RUN_DIR's config (Fig. 9)")
+    q.add_argument("--seed", type=int, default=0,
+                   help="seed of the random draw of --images test images (default 0)")
     q.set_defaults(func=run_reuse)
 
     q = analyses.add_parser(
@@ -83,9 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "iteration / block of RUN_DIR and RUN_DIR2 (default: RUN_DIR itself) on the test set.")
     common(q, second="the run to compare with (default: RUN_DIR itself)")
     q.add_argument("--images", type=int, default=1000, help="test images (default 1000)")
-    q.add_argument("--method", choices=("minibatch", "exact"), default="minibatch",
-                   help="minibatch estimator (Nguyen et al. 2021; batches of --batch-size) or "
-                   "exact full-data value")
+    q.add_argument("--method", choices=("auto", "exact", "minibatch"), default="auto",
+                   help="exact full-data CKA (the paper's, Kornblith et al. 2019), debiased "
+                   "minibatch estimator (Nguyen et al. 2021; batches of --batch-size), or auto: "
+                   "exact when it fits in --max-gib, else minibatch (default)")
+    q.add_argument("--max-gib", type=float, default=4.0,
+                   help="memory budget of exact CKA in GiB (default 4)")
     q.set_defaults(func=run_cka, batch_size=250)
 
     q = analyses.add_parser(
@@ -125,30 +130,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 # -- shared helpers -----------------------------------------------------------------------------
 
 def _load(run_dir: Path, args: argparse.Namespace) -> Any:
+    from recurdepth.analysis.features import check_analysable
     from recurdepth.training.run import load_run
 
+    check_analysable(run_dir, args.analysis)
     loaded = load_run(run_dir, device=args.device)
     if args.data_root:
         loaded.config.data.root = args.data_root
     return loaded
 
 
-def _data(loaded: Any, split: str, limit: int | None, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from recurdepth.training.data import eval_tensors
+def _data(loaded: Any, split: str, limit: int | None, device: str, *,
+          flag: str = "--images") -> tuple[torch.Tensor, torch.Tensor]:
+    from recurdepth.analysis.features import analysis_data
 
-    return eval_tensors(loaded.config, split, limit=limit, device=device)
+    return analysis_data(loaded.config, split, limit, device=device, flag=flag)
 
 
 def _same_data(a: Any, b: Any) -> None:
-    da, db = a.config.data, b.config.data
-    if (da.name, da.maze_size if a.config.is_maze else None) != (
-            db.name, db.maze_size if b.config.is_maze else None):
-        raise ConfigError(f"{a.run_dir} and {b.run_dir} were trained on different data "
-                          f"({da.name} vs {db.name}); compare runs of the same data set")
+    from recurdepth.analysis.features import check_same_data
+
+    check_same_data(a.config, b.config, a.run_dir, b.run_dir)
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
-    out = args.out or Path(args.run_dir) / "analysis" / args.analysis
+    from recurdepth.analysis.features import analysis_dir
+
+    out = args.out or analysis_dir(args.run_dir, args.analysis, getattr(args, "run_dir2", None))
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -178,8 +186,11 @@ def run_reuse(args: argparse.Namespace) -> int:
     from recurdepth.training.run import make_model
 
     progress = not args.quiet
+    from recurdepth.analysis.features import analysis_data
+
     main = _load(args.run_dir, args)
-    inputs, _ = _data(main, "test", args.images, args.device)
+    inputs, _ = analysis_data(main.config, "test", args.images, device=args.device,
+                              seed=args.seed)
     models = {_label(main): main.model}
     if args.run_dir2:
         control = _load(args.run_dir2, args)
@@ -196,7 +207,7 @@ def run_reuse(args: argparse.Namespace) -> int:
             print(f"{name}: {results[name].active_pairs:,} active {args.unit}s, "
                   f"{results[name].never_active_filters} filters never active")
     out = _out_dir(args)
-    atomic_write_json(out / "reuse.json", {"images": len(inputs),
+    atomic_write_json(out / "reuse.json", {"images": len(inputs), "image_seed": args.seed,
                                            "models": {k: v.to_dict() for k, v in results.items()}})
     rows = [[name, rank, lo, hi, count]
             for name, res in results.items()
@@ -230,8 +241,8 @@ def run_probes(args: argparse.Namespace) -> int:
     if args.run_dir2:
         runs.append(_load(args.run_dir2, args))
         _same_data(*runs)
-    train = _data(runs[0], "train", args.train_images, args.device)
-    test = _data(runs[0], "test", args.test_images, args.device)
+    train = _data(runs[0], "train", args.train_images, args.device, flag="--train-images")
+    test = _data(runs[0], "test", args.test_images, args.device, flag="--test-images")
     pools = _pool_sizes(args.pool)
     results: dict[str, list] = {}
     for loaded in runs:
@@ -296,20 +307,22 @@ def run_cka(args: argparse.Namespace) -> int:
     inputs, _ = _data(a, "test", args.images, args.device)
     res = compare_models(a.model, b.model, inputs, method=args.method,
                          batch_size=args.batch_size, device=args.device,
-                         progress=not args.quiet)
+                         max_bytes=int(args.max_gib * 2**30), progress=not args.quiet)
     res.update(run_a=str(a.run_dir), run_b=str(b.run_dir))
     out = _out_dir(args)
     atomic_write_json(out / "cka.json", res)
     label_a, label_b = _label(a), _label(b)
     files = ["cka.json"]
-    for kind in ("biased", "debiased"):
+    headline = res["headline"]
+    for kind in (headline, "debiased" if headline == "biased" else "biased"):
         rows = [[name, *row] for name, row in zip(res["layers_a"], res[kind])]
         _write_csv(out / f"cka_{kind}.csv", ["layer", *res["layers_b"]], rows)
+        what = res["labels"][kind]
         heatmap(np.array(res[kind]), res["layers_a"], res["layers_b"], str(out / f"cka_{kind}.png"),
-                title=f"linear CKA ({kind}), {res['examples']} test images, {res['method']}",
+                title=f"{what}\n{res['examples']} test images",
                 xlabel=label_b, ylabel=label_a, colorbar="CKA")
         files += [f"cka_{kind}.csv", f"cka_{kind}.png"]
-        print(f"{kind} CKA ({label_a} rows, {label_b} columns):")
+        print(f"{what} ({label_a} rows, {label_b} columns):")
         print("            " + " ".join(f"{n:>9}" for n in res["layers_b"]))
         for name, row in zip(res["layers_a"], res[kind]):
             print(f"{name:>10}  " + " ".join(f"{v:9.3f}" for v in row))
