@@ -166,8 +166,10 @@ def test_paper_weights_raise_the_objective_of_a_trained_classifier():
     torch.manual_seed(0)
     model = build_model("residual_bn", "recurrent", iters=2, width=8, dataset="cifar10")
     g = torch.Generator().manual_seed(1)
-    x = torch.rand(256, 3, 32, 32, generator=g)
-    y = (x[:, 0].mean((1, 2)) > x[:, 2].mean((1, 2))).long() * 3  # class 0 or 3 by colour
+    y = torch.randint(0, 2, (256,), generator=g) * 3  # class 0 (bluish) or 3 (reddish)
+    x = torch.rand(256, 3, 32, 32, generator=g) * 0.5
+    x[:, 0] += 0.5 * (y == 3).float()[:, None, None]
+    x[:, 2] += 0.5 * (y == 0).float()[:, None, None]
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     model.train()
     for i in range(0, 256 * 3, 32):

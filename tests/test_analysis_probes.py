@@ -94,7 +94,7 @@ def test_probe_model_on_a_zoo_model():
 
 def test_dead_feature_does_not_break_the_test_accuracy():
     """A feature constant on the training set but not on test data is ignored by the probe."""
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(0)
     w = torch.randn(6, 3, generator=g)
     (x_tr, _, y_tr), (x_te, _, y_te) = _separable(300, g, w), _separable(200, g, w)
     dead_tr = torch.zeros(300, 4)  # e.g. ReLU units that never fired on the training images
@@ -110,7 +110,7 @@ def test_dead_feature_does_not_break_the_test_accuracy():
 
     for wd in (None, 0.0):
         res = train_probes(batches(train), batches(test), names=["layer"], num_classes=3,
-                           epochs=20, lr=0.05, weight_decay=wd)[0]
+                           epochs=25, lr=0.05, weight_decay=wd)[0]
         assert res.dead_features == 4
         assert res.train_acc >= 98.0
         assert res.test_acc >= res.train_acc - 2.0

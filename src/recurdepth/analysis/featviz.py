@@ -121,7 +121,7 @@ class BatchNormPrior:
     call, so a BatchNorm layer applied on several iterations contributes once per iteration.
     """
 
-    def __init__(self, model: nn.Module, scope: str = "all") -> None:
+    def __init__(self, model: nn.Module, scope: str = "first") -> None:
         if scope not in BN_PRIORS:
             raise ConfigError(choices_message("BatchNorm prior", scope, BN_PRIORS))
         self.scope = scope
