@@ -126,7 +126,9 @@ def test_family_without_iterations_is_refused(runs, tmp_path, capsys):
     run = tmp_path / "resnet"
     shutil.copytree(runs["recurrent"], run)
     cfg = (run / "config.yaml").read_text()
-    cfg = cfg.replace("family: maze", "family: resnet18").replace("name: mazes", "name: cifar10")
+    cfg = (cfg.replace("family: maze", "family: resnet18").replace("name: mazes", "name: cifar10")
+           .replace("mode: recurrent", "mode: feedforward").replace("iters: 3", "iters: null")
+           .replace("width: 4", "width: null"))
     (run / "config.yaml").write_text(cfg)
     assert main(["analyze", "cka", str(run), "--images", "4"]) == 2
     _one_error_line(capsys, "resnet18", "does not expose")
