@@ -144,7 +144,7 @@ def test_a_few_steps_raise_the_activation(tmp_path):
     assert later.weights == pytest.approx(loss_weights(cfg, 1.0))
     contrastive = visualize(model, 1, [0, 1, 2], FeatVizConfig(steps=2, contrastive=True),
                             image_size=16)
-    assert set(contrastive.final) == {"main", "tv", "bn", "loss"}
+    assert set(contrastive.final) == {"main", "tv", "bn", "loss", "objective"}
     with pytest.raises(ConfigError, match="filters must be"):
         visualize(model, 1, [9], FeatVizConfig(steps=1), image_size=16)
     twin = model.feedforward_twin()
