@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -78,8 +79,13 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int | None = None  # None: 128 for classification, 50 for mazes (SPEC §3)
     eval_batch_size: int | None = None  # None: 2 x batch_size
-    eval_iters: int | None = None  # test accuracy at iterations 1..N (None: the trained iters)
-    eval_every: int = 1  # test accuracy every N epochs (0: only at the end)
+    # Test accuracy at iterations 1..N of a recurrent model: an int N, or "<factor>x" relative to
+    # the trained iterations ("2x": think twice as long); None: the trained iterations.
+    eval_iters: int | str | None = None
+    eval_every: int = 1  # test (and train) accuracy every N epochs (0: only at the end)
+    # Un-augmented train accuracy per evaluated epoch on the first N training samples (learning
+    # curves); None: as many as the test set, 0: not measured.
+    eval_train_limit: int | None = None
 
 
 @dataclass
@@ -395,8 +401,13 @@ def resolve(cfg: RunConfig) -> RunConfig:
         r.train.eval_batch_size = 2 * r.train.batch_size
     if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
         raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
-    if r.train.eval_iters is not None and r.train.eval_iters < 1:
-        raise ConfigError(f"train.eval_iters must be >= 1, got {r.train.eval_iters}")
+    r.train.eval_iters = resolve_eval_iters(r.train.eval_iters, r.model.iters)
+    if r.train.eval_every < 0:
+        raise ConfigError(f"train.eval_every must be >= 0 (0: only at the end), got "
+                          f"{r.train.eval_every}")
+    if r.train.eval_train_limit is not None and r.train.eval_train_limit < 0:
+        raise ConfigError(f"train.eval_train_limit must be >= 0 (0: no per-epoch train accuracy), "
+                          f"got {r.train.eval_train_limit}")
 
     device = resolve_device(r.runtime.device)
     on_cuda = device.startswith("cuda")
@@ -414,9 +425,39 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return r
 
 
+_EVAL_ITERS_HELP = ("use a whole number >= 1 (e.g. 6) or a multiple of the trained iterations "
+                    "such as 2x or 1.5x")
+
+
+def resolve_eval_iters(value: int | str | None, iters: int | None) -> int | None:
+    """``train.eval_iters`` as a number of iterations: ``"2x"`` = twice the trained ``iters``.
+
+    The multiple is rounded up and never below the trained iterations; models without iterations
+    (fixed depth) get None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"train.eval_iters must be >= 1, got {value}; {_EVAL_ITERS_HELP}")
+        return value if iters is not None else None
+    text = value.strip().lower()
+    if text.isdigit():  # "6" from a command-line override
+        return resolve_eval_iters(int(text), iters)
+    try:
+        factor = float(text[:-1]) if text.endswith("x") else float("nan")
+    except ValueError:
+        factor = float("nan")
+    if not math.isfinite(factor) or factor < 1:
+        raise ConfigError(f"train.eval_iters: {value!r} is not a number of iterations; "
+                          f"{_EVAL_ITERS_HELP}")
+    return None if iters is None else max(iters, math.ceil(factor * iters - 1e-9))
+
+
 # Keys that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "train.epochs",
                      "train.eval_batch_size", "train.eval_iters", "train.eval_every",
+                     "train.eval_train_limit",
                      "data.eval_maze_size")
 
 
@@ -436,4 +477,4 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
 
 __all__ = ["AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "RuntimeConfig", "TrainConfig", "apply_overrides", "load_config", "protocol_dict",
-           "resolve", "resolve_device", "resolve_on"]
+           "resolve", "resolve_device", "resolve_eval_iters", "resolve_on"]
