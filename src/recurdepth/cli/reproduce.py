@@ -35,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reproduce",
         help="reproduce the paper's central claim end to end (default: ~25 min on a 2-core CPU)",
         description="Generate small mazes, train recurrent and feed-forward maze solvers at "
-        "several effective depths, and write the report: accuracy vs effective depth, recurrent "
-        "and feed-forward side by side (mean ± standard error over trials), plus the parameter "
-        "table. The default finishes within 30 minutes on a 2-core CPU; --quick is a smoke "
+        "several effective depths, and write the report: the verdict on the paper's claim "
+        "(per depth, recurrent minus feed-forward accuracy with a 95% confidence interval, the "
+        "parameter ratio, convergence of every run; also printed here), accuracy vs effective "
+        "depth with parameter counts, learning curves, accuracy vs test-time iterations up to "
+        "twice the trained count, and the tables. The default finishes within 30 minutes on a 2-core CPU; --quick is a smoke "
         "version of a few minutes; --preset NAME runs a paper experiment at the authors' scale "
         f"(presets: {', '.join(list_presets())}). Rerunning continues where it stopped.",
     )
