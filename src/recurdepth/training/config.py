@@ -427,10 +427,10 @@ def resolve(cfg: RunConfig) -> RunConfig:
     device = resolve_device(r.runtime.device)
     on_cuda = device.startswith("cuda")
     r.runtime.device = device
-    # bf16 needs no loss scaling, so it leaves the optimisation protocol as it is. On a CPU it is
-    # used only where the CPU has bf16 instructions (emulated bf16 is slower than fp32); there,
-    # with channels_last, a width-32 maze solver trained 2.2-2.6x faster than in fp32 and reached
-    # the same accuracy over 3 seeds (benchmarks/bench_cpu_bf16.py).
+    # bf16 needs no loss scaling (the loss itself is computed in fp32), so it leaves the
+    # optimisation protocol as it is. On a CPU it is used only where the CPU has bf16
+    # instructions (emulated bf16 is slower than fp32); there, with channels_last, width-32 maze
+    # solvers trained 2.0-2.7x faster than in fp32 (benchmarks/bench_cpu_bf16.py).
     fast_bf16 = on_cuda or (device == "cpu" and cpu_has_bf16())
     if r.runtime.amp == AUTO:
         r.runtime.amp = "bf16" if fast_bf16 else "off"
