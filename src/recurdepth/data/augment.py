@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class AugmentConfig:
 
     crop_padding: int = 0
     hflip: bool = False
-    # Not in the paper's settings; here for EMNIST, whose stored (transposed) images the authors'
-    # horizontal flip mirrored top-to-bottom (see vision.py).
+    # EMNIST's default: the authors' horizontal flip of the stored (transposed) images mirrors
+    # the upright letters top-to-bottom (see vision.py).
     vflip: bool = False
 
     def __post_init__(self) -> None:
@@ -40,20 +40,10 @@ class AugmentConfig:
         return self.crop_padding > 0 or self.hflip or self.vflip
 
 
-# SPEC §2, from the authors' code: CIFAR-10 crop 32 with pad 4 + flip; SVHN and EMNIST flip only.
-_DEFAULT_AUGMENT: dict[str, AugmentConfig] = {
-    "cifar10": AugmentConfig(crop_padding=4, hflip=True),
-    "svhn": AugmentConfig(hflip=True),
-    "emnist": AugmentConfig(hflip=True),
-    "imagenet": AugmentConfig(hflip=True),  # plus RandomResizedCrop in imagenet_loader
-    "mazes": AugmentConfig(),
-}
-
-
 def default_augment(name: str) -> AugmentConfig:
-    """Return the paper's training augmentation for data set ``name``."""
-    dataset_info(name)  # ConfigError with the valid names for an unknown data set
-    return _DEFAULT_AUGMENT[name]
+    """Return the paper's training augmentation for data set ``name`` (from its registry record)."""
+    info = get_dataset(name)  # ConfigError with the valid names for an unknown data set
+    return AugmentConfig(crop_padding=info.crop_padding, hflip=info.hflip, vflip=info.vflip)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
