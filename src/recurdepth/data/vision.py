@@ -235,6 +235,7 @@ def imagenet_loader(
     workers: int,
     train: bool,
     image_size: int = 224,
+    drop_last: bool = False,
 ) -> torch.utils.data.DataLoader:
     """Return a DataLoader over ``root/imagenet/<split>`` (ImageFolder; ``test`` means ``val``).
 
@@ -261,7 +262,7 @@ def imagenet_loader(
         shuffle=train,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        drop_last=False,
+        drop_last=drop_last,
         # Fresh workers every epoch: they are seeded from the loader's generator at start, so an
         # epoch's augmentation can be made to depend on (seed, epoch) only, as after a resume.
         persistent_workers=False,

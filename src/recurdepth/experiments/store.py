@@ -23,7 +23,7 @@ from typing import Any
 
 from recurdepth.errors import ConfigError, DataError
 from recurdepth.experiments.spec import Experiment, RunSpec, canonical_json
-from recurdepth.training.config import RunConfig, protocol_dict
+from recurdepth.training.config import protocol_dict, stored_identity
 
 SCHEMA_VERSION = "1"
 DB_NAME = "results.sqlite"
@@ -81,12 +81,7 @@ class RunRecord:
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     """The identity of a stored config (resolved then, or by an older version: resolved now)."""
-    from recurdepth.training.config import resolve_portable
-
-    try:
-        return protocol_dict(resolve_portable(RunConfig.from_dict(config)))
-    except ConfigError:
-        return protocol_dict(RunConfig.from_dict(config))
+    return stored_identity(config)
 
 
 def _now() -> str:

@@ -56,6 +56,7 @@ class DataConfig:
     hflip: bool | None = None
     vflip: bool | None = None  # not in the paper; see recurdepth.data.augment
     eval_maze_size: int | None = None  # also evaluate on mazes of this size (e.g. 13)
+    maze_shift: int = 0  # training mazes shifted by up to N px on a canvas 2N px larger
     workers: int = 4  # ImageNet DataLoader workers
 
 
@@ -83,6 +84,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None: 2 x batch_size
     eval_iters: int | None = None  # test accuracy at iterations 1..N (None: the trained iters)
     eval_every: int = 1  # test accuracy every N epochs (0: only at the end)
+    drop_last: bool = False  # drop the last partial training batch (the authors' loaders do)
 
 
 @dataclass
@@ -394,6 +396,10 @@ def resolve(cfg: RunConfig) -> RunConfig:
             r.data.hflip = data.hflip
         if r.data.vflip is None:
             r.data.vflip = data.vflip
+    if r.data.maze_shift and not data.is_maze:
+        raise ConfigError("data.maze_shift is only for maze runs")
+    if r.data.maze_shift < 0:
+        raise ConfigError(f"data.maze_shift must be >= 0, got {r.data.maze_shift}")
     if r.data.eval_maze_size is not None and not r.is_maze:
         raise ConfigError("data.eval_maze_size is only for maze runs")
 
@@ -483,6 +489,25 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
 run_identity = protocol_dict
 
 
+def stored_identity(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity, under today's rules, of a config or flat identity saved by any version.
+
+    Keys added since are filled with their defaults and older spellings are migrated (e.g.
+    ``model.dilation``), so a run folder or checkpoint written before keeps resuming.
+    """
+    nested: dict[str, Any] = {}
+    for key, value in stored.items():
+        section, _, leaf = key.partition(".")
+        if leaf and section in SECTIONS:
+            nested.setdefault(section, {})[leaf] = value
+        else:
+            nested[key] = value
+    try:
+        return protocol_dict(resolve_portable(RunConfig.from_dict(nested)))
+    except ConfigError:
+        return dict(stored)
+
+
 def identity_hash(cfg: RunConfig) -> str:
     """SHA-256 (hex) of a resolved config's identity: equal for runs that learn the same thing."""
     text = json.dumps(protocol_dict(cfg), sort_keys=True, separators=(",", ":"), default=str)
@@ -509,4 +534,4 @@ def _saved_part(d: Any, key: str) -> Any:
 __all__ = ["AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "RuntimeConfig", "TrainConfig", "apply_overrides", "identity_hash", "load_config",
            "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_on",
-           "resolve_portable", "run_config_yaml", "run_identity"]
+           "resolve_portable", "run_config_yaml", "run_identity", "stored_identity"]

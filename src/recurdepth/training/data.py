@@ -80,27 +80,29 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
     if info.streamed:
         from recurdepth.data.vision import imagenet_loader
 
+        drop_last = train and cfg.train.drop_last
         loader = imagenet_loader(cfg.data.root, split, batch_size=batch_size,
-                                 workers=cfg.data.workers, train=train)
+                                 workers=cfg.data.workers, train=train, drop_last=drop_last)
         if limit is not None:
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.Subset(loader.dataset, range(min(limit, len(loader.dataset)))),
                 batch_size=batch_size, shuffle=train, num_workers=cfg.data.workers,
-                pin_memory=loader.pin_memory)
+                pin_memory=loader.pin_memory, drop_last=drop_last)
         return LoaderBatches(loader, seed=cfg.seed, device=device)
     size = (maze_size or cfg.data.maze_size) if info.is_maze else None
     inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
                                         download=cfg.data.download)
-    augment = augment_config(cfg) if train and not info.is_maze else None
+    augment = augment_config(cfg) if train else None
     mean, std = info.mean, info.std
     return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,
-                         mean=mean, std=std, device=device, seed=cfg.seed)
+                         mean=mean, std=std, device=device, seed=cfg.seed,
+                         drop_last=train and cfg.train.drop_last)
 
 
 def augment_config(cfg: RunConfig) -> AugmentConfig:
     """The training augmentation of a resolved config."""
     return AugmentConfig(crop_padding=cfg.data.crop_padding or 0, hflip=bool(cfg.data.hflip),
-                         vflip=bool(cfg.data.vflip))
+                         vflip=bool(cfg.data.vflip), shift=cfg.data.maze_shift)
 
 
 def build_run_data(cfg: RunConfig) -> RunData:

@@ -39,6 +39,7 @@ from recurdepth.training.config import (
     resolve,
     resolve_on,
     run_config_yaml,
+    stored_identity,
 )
 from recurdepth.training.data import build_batches, build_run_data
 from recurdepth.training.evaluate import accuracy, accuracy_per_iteration, usable_iters
@@ -127,7 +128,7 @@ def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
     path = run_dir / CONFIG_FILE
     if not path.exists():
         return
-    old = protocol_dict(_read_config(path))
+    old = stored_identity(_read_config(path).to_dict())
     new = protocol_dict(cfg)
     diff = [f"{k}: {old.get(k)!r} in the folder, {new.get(k)!r} now"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
@@ -211,7 +212,8 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
     ckpt_path = run_dir / CHECKPOINT_FILE
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("protocol") != protocol_dict(cfg):
+        if (state.get("format") != CHECKPOINT_FORMAT
+                or stored_identity(state.get("protocol") or {}) != protocol_dict(cfg)):
             raise ConfigError(f"checkpoint {ckpt_path} belongs to another config or format; use "
                               f"another run folder or delete this one to start over")
         model.load_state_dict(state["model"])
