@@ -82,7 +82,9 @@ def test_normalize_values() -> None:
 def test_default_augment_follows_spec() -> None:
     assert default_augment("cifar10") == AugmentConfig(crop_padding=4, hflip=True)
     assert default_augment("svhn") == AugmentConfig(hflip=True)
-    assert default_augment("emnist") == AugmentConfig(hflip=True)
+    # The authors' horizontal flip of the stored (transposed) EMNIST images is a top-bottom flip
+    # of the upright letters this package loads.
+    assert default_augment("emnist") == AugmentConfig(vflip=True)
     assert not default_augment("mazes").enabled
     with pytest.raises(ConfigError, match="cifar10"):
         default_augment("mnist")
@@ -178,3 +180,31 @@ def test_plan_draws_every_offset_and_fair_flips() -> None:
     plain = epoch_plan(50, None, shuffle=False, seed=0, epoch=3)
     assert plain.order.tolist() == list(range(50))
     assert not plain.offset_y.any() and not plain.offset_x.any() and not plain.hflip.any()
+
+
+def test_maze_shift_moves_maze_and_solution_together_from_seed_and_epoch() -> None:
+    from recurdepth.data.augment import shift_in_canvas
+
+    mazes = torch.randint(1, 256, (5, 3, 6, 6), dtype=torch.uint8)
+    solutions = torch.randint(0, 2, (5, 6, 6))
+    shift = 2
+    batches = TensorBatches(mazes, solutions, batch_size=5, shuffle=True,
+                            augment=AugmentConfig(shift=shift), seed=7)
+    batches.set_epoch(3)
+    (x, y), = list(batches)
+    again = list(batches)[0]
+    assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # a function of (seed, epoch)
+    assert x.shape == (5, 3, 10, 10) and y.shape == (5, 10, 10)
+    plan = batches.plan()
+    for i, idx in enumerate(plan.order.tolist()):
+        # Offset o in [0, 2·shift] puts the maze at row 2·shift - o of the canvas.
+        top, left = 2 * shift - int(plan.offset_y[i]), 2 * shift - int(plan.offset_x[i])
+        assert torch.equal((x[i, :, top:top + 6, left:left + 6] * 255).round().to(torch.uint8),
+                           mazes[idx])
+        assert torch.equal(y[i, top:top + 6, left:left + 6], solutions[idx])
+        assert x[i].sum() * 255 == pytest.approx(float(mazes[idx].double().sum()), rel=1e-5)
+    assert {int(o) for o in plan.offset_y} <= set(range(2 * shift + 1))
+    with pytest.raises(ValueError, match="does not combine"):
+        AugmentConfig(shift=2, hflip=True)
+    out, tgt = shift_in_canvas(mazes[:1], solutions[:1], 1, torch.tensor([1]), torch.tensor([1]))
+    assert torch.equal(out[0, :, 1:7, 1:7], mazes[0]) and torch.equal(tgt[0, 1:7, 1:7], solutions[0])

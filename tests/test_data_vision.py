@@ -11,8 +11,8 @@ from torchvision import datasets
 
 from fixtures_data import write_cifar10, write_emnist, write_image_folder, write_svhn
 from recurdepth.data.augment import TensorBatches, default_augment
+from recurdepth.data.registry import get_dataset
 from recurdepth.data.vision import (
-    NORMALIZATION,
     VISION_DATASETS,
     channel_stats,
     imagenet_loader,
@@ -28,7 +28,7 @@ def _check(split, images: np.ndarray, labels: np.ndarray, name: str) -> None:
     assert torch.equal(split.images, torch.from_numpy(images))
     assert torch.equal(split.labels, torch.from_numpy(labels))
     assert split.num_classes == DATASETS[name].num_classes
-    assert (split.mean, split.std) == NORMALIZATION[name]
+    assert (split.mean, split.std) == (get_dataset(name).mean, get_dataset(name).std)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -115,7 +115,7 @@ def test_unknown_name_or_split(tmp_path: Path) -> None:
 
 def test_normalisation_table_matches_channels() -> None:
     for name in (*VISION_DATASETS, "imagenet"):
-        mean, std = NORMALIZATION[name]
+        mean, std = get_dataset(name).mean, get_dataset(name).std
         assert len(mean) == len(std) == DATASETS[name].in_channels
         assert all(0 < m < 1 for m in mean) and all(0 < s < 0.5 for s in std)
 

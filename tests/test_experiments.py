@@ -36,7 +36,7 @@ def fake_train(config, run_dir, *, progress=False):
     return {"status": "completed", "test_acc": acc, "train_acc": acc + 5,
             "test_acc_per_iter": [acc * (i + 1) / iters for i in range(iters)],
             "parameters": 0, "effective_depth": config.model.effective_depth, "iters": iters,
-            "epochs": 1, "seconds": 0.0, "images_per_s": 0.0}
+            "epochs": config.train.epochs, "seconds": 0.0, "images_per_s": 0.0}
 
 
 def tiny(**changes) -> Experiment:
@@ -81,13 +81,29 @@ def test_expansion_names_seeds_ids_and_parameter_counts():
     assert {r.iters for r in runs} == {1, 2}
 
 
-def test_run_id_ignores_data_root_but_not_training_settings():
+def base(**train):
+    return {"seed": 10, "model": {"family": "maze", "width": 4},
+            "data": {"name": "mazes", "maze_size": 5}, "train": {"epochs": 1}, **train}
+
+
+def test_run_id_ignores_data_root_and_epochs_but_not_training_settings():
     a = tiny().runs()[0]
     assert tiny().with_data_root("/elsewhere").runs()[0].run_id == a.run_id
-    changed = tiny(base={"seed": 10, "model": {"family": "maze", "width": 4},
-                         "data": {"name": "mazes", "maze_size": 5}, "train": {"epochs": 2}})
+    longer = tiny(base={**base(), "train": {"epochs": 2}})
+    assert longer.runs()[0].run_id == a.run_id  # more epochs continue the same run
+    assert longer.spec_hash != tiny().spec_hash
+    changed = tiny(base={**base(), "optim": {"lr": 0.05}})
     assert changed.runs()[0].run_id != a.run_id
-    assert changed.spec_hash != tiny().spec_hash
+    explicit = tiny(base={**base(), "model": {"family": "maze", "width": 4, "iters": 1}},
+                    grid={"model.mode": ["recurrent"]}, trials=1)
+    assert explicit.runs()[0].run_id == a.run_id  # the id is of the resolved config
+
+
+def test_runs_store_the_resolved_config():
+    e = tiny(base={**base(), "model": {"family": "maze"}})
+    c = e.runs()[0].config
+    assert (c.model.width, c.model.iters, c.train.batch_size) == (128, 1, 50)  # SPEC §3 defaults
+    assert (c.runtime.device, c.runtime.amp) == ("auto", "auto")  # resolved where it runs
 
 
 def test_rules_set_per_depth_values_and_grid_lists_are_unions():
@@ -147,8 +163,13 @@ def test_database_of_another_experiment_is_refused(tmp_path, data_root):
     run_sweep(tiny(trials=1).with_data_root(data_root), out, train_fn=fake_train, progress=False)
     before = sha(db_path_for(out))
     CALLS.clear()
-    for other in (tiny(name="other", trials=1), tiny(trials=3)):
+    for other in (tiny(name="other", trials=1),):
         with pytest.raises(ConfigError, match="belongs to .*use another --out"):
+            run_sweep(other.with_data_root(data_root), out, train_fn=fake_train, progress=False)
+    changed = tiny(trials=3, base={**base(), "optim": {"lr": 0.05}})
+    for other in (changed,):
+        with pytest.raises(ConfigError, match="optim.lr: 0.1 in the database, 0.05 now.*"
+                                              "base config or rules changed.*another --out"):
             run_sweep(other.with_data_root(data_root), out, train_fn=fake_train, progress=False)
     assert CALLS == [] and sha(db_path_for(out)) == before
     not_a_db = tmp_path / "junk" / "results.sqlite"
@@ -187,6 +208,39 @@ def test_rerun_skips_finished_runs_and_leaves_the_database_identical(tmp_path, d
     assert by_name["feedforward-d12-t1"].result["test_acc"] == 20 + 10 * 2 + 3 + 11
     assert by_name["recurrent-d8-t0"].run_dir == out.resolve() / "runs" / (
         f"recurrent-d8-t0_{by_name['recurrent-d8-t0'].id[:8]}")
+
+
+def test_more_trials_grid_values_and_epochs_extend_the_database(tmp_path, data_root):
+    out = tmp_path / "out"
+    CALLS.clear()
+    run_sweep(tiny(trials=1).with_data_root(data_root), out, train_fn=fake_train, progress=False)
+    assert len(CALLS) == 4
+    with ResultStore.open_existing(db_path_for(out)) as store:
+        first = {r.name: r for r in store.records()}
+    CALLS.clear()
+    more = tiny(trials=2, grid={"model.mode": ["recurrent", "feedforward"],
+                                "model.effective_depth": [8, 12, 16]})
+    s = run_sweep(more.with_data_root(data_root), out, train_fn=fake_train, progress=False)
+    assert (s.total, s.skipped, s.ran) == (12, 4, 8)
+    assert sorted(c.rsplit("_", 1)[0] for c in CALLS) == sorted(
+        [f"{m}-d{d}-t{t}" for m in ("recurrent", "feedforward") for d in (8, 12, 16)
+         for t in (0, 1) if (d, t) not in ((8, 0), (12, 0))])
+    with ResultStore.open_existing(db_path_for(out)) as store:
+        after = {r.name: r for r in store.records()}
+    for name, rec in first.items():  # the finished runs are kept as they were
+        assert (after[name].id, after[name].result, after[name].attempts) == \
+            (rec.id, rec.result, 1)
+    # Raising train.epochs trains every run again (each resumes from its checkpoint).
+    CALLS.clear()
+    longer = tiny(trials=2, base={**base(), "train": {"epochs": 3}},
+                  grid={"model.mode": ["recurrent", "feedforward"],
+                        "model.effective_depth": [8, 12, 16]})
+    s = run_sweep(longer.with_data_root(data_root), out, train_fn=fake_train, progress=False)
+    assert (s.total, s.skipped, s.ran) == (12, 0, 12)
+    with ResultStore.open_existing(db_path_for(out)) as store:
+        recs = store.records()
+    assert {r.config["train"]["epochs"] for r in recs} == {3}
+    assert {r.id for r in recs} == {r.id for r in after.values()}
 
 
 def test_failed_run_is_recorded_and_the_others_go_on_then_retried(tmp_path, data_root):

@@ -149,8 +149,8 @@ def test_reproduce_prints_table_verdict_and_thinks_longer(two_runs, capsys):
         assert all("train_acc" in p and "test_acc" in p for p in rec.result["curve"])
         if rec.config["model"]["mode"] == "recurrent":  # depth 12 = 2 iterations, 2x → 4
             assert len(rec.result["test_acc_per_iter"]) == 4
-            assert json.loads((rec.run_dir / "config.yaml").read_text().replace(
-                "'", '"').split("eval_iters:")[1].split()[0]) == 4
+            resolved = (rec.run_dir / "config.yaml").read_text().split("resolved:")[1]
+            assert json.loads(resolved.replace("'", '"').split("eval_iters:")[1].split()[0]) == 4
         assert rec.config["seed"] in (3, 4)
     assert main(["report", str(out)]) == 0
     text = capsys.readouterr().out

@@ -48,7 +48,9 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
         "checkpoint_last.pt", "config.yaml", "env.json", "metrics.jsonl", "result.json",
         "status.json"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["model"]["effective_depth"] == 6 and saved["data"]["crop_padding"] == 4
+    assert saved["resolved"]["model"]["effective_depth"] == 6
+    assert saved["resolved"]["data"]["crop_padding"] == 4
+    assert saved["requested"]["model"]["effective_depth"] is None  # as asked: reusable anywhere
     env = json.loads((run_dir / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "git_commit" in env
     lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]

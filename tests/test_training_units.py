@@ -94,7 +94,7 @@ def test_resolve_fills_the_papers_defaults_and_auto_is_off_on_cpu(monkeypatch):
     assert (cifar.model.effective_depth, cifar.model.width, cifar.train.batch_size) == (11, 256, 128)
     assert (cifar.data.crop_padding, cifar.data.hflip) == (4, True)
     assert cifar.optim.recur_lr_divide is False
-    assert cifar.name == "residual_bn-recurrent-i2-cifar10-s0"
+    assert cifar.name.startswith("residual_bn-recurrent-i2-cifar10-s0-")
     assert resolve(cifar) == cifar  # resolving is idempotent
 
 
@@ -110,6 +110,28 @@ def test_load_config_reads_yaml_then_overrides(tmp_path):
         load_config(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_default_names_are_unique_per_identity_and_saved_configs_are_portable(tmp_path):
+    from recurdepth.training.config import identity_hash, run_config_yaml
+
+    base = {"model.iters": 1, "runtime.device": "cpu", "data.maze_size": 5}
+    a = resolve(apply_overrides(RunConfig(), base))
+    wider = resolve(apply_overrides(RunConfig(), {**base, "model.width": 16}))
+    faster = resolve(apply_overrides(RunConfig(), {**base, "optim.lr": 0.05}))
+    longer = resolve(apply_overrides(RunConfig(), {**base, "train.epochs": 50}))
+    assert len({a.name, wider.name, faster.name}) == 3
+    assert longer.name == a.name and a.name.endswith(identity_hash(a)[:8])
+    # A run folder's config.yaml keeps the request apart from what this device resolved.
+    requested = apply_overrides(RunConfig(), base | {"runtime.device": "auto"})
+    ran = resolve(requested)
+    path = tmp_path / "config.yaml"
+    path.write_text(run_config_yaml(requested, ran))
+    again = load_config(path, ["seed=1"])
+    assert again.name is None and again.runtime.device == "auto" and again.runtime.amp == "auto"
+    assert again.runtime.compile == "auto" and again.seed == 1
+    assert resolve(again).name != ran.name
+    assert resolve(load_config(path)).name == ran.name
 
 
 def test_protocol_ignores_runtime_and_epochs_but_not_lr():

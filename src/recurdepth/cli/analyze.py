@@ -348,11 +348,10 @@ def run_featviz(args: argparse.Namespace) -> int:
     cfg0 = runs[0].config
     cfg = preset(args.preset, cfg0.data.name)
     cfg = replace(cfg, seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    mean = std = None
-    if not cfg0.is_maze:
-        from recurdepth.data.vision import NORMALIZATION
+    from recurdepth.data.registry import get_dataset
 
-        mean, std = NORMALIZATION[cfg0.data.name]
+    info = get_dataset(cfg0.data.name)
+    mean, std = info.mean, info.std
     size = args.image_size or _image_side(cfg0)
     filters = args.filters or list(range(4))
     columns = {}
@@ -374,11 +373,11 @@ def run_featviz(args: argparse.Namespace) -> int:
 
 
 def _image_side(cfg: Any) -> int:
-    from recurdepth.datasets_info import dataset_info
+    from recurdepth.data.registry import get_dataset
 
     if cfg.is_maze:
         return 2 * (cfg.data.maze_size + 2) + 2  # SPEC §2: rendering of a maze of size s
-    size = dataset_info(cfg.data.name).image_size
+    size = get_dataset(cfg.data.name).image_size
     if size is None:
         raise ConfigError("give --image-size")
     return size
@@ -388,14 +387,14 @@ def run_rf(args: argparse.Namespace) -> int:
     from recurdepth.analysis.receptive_field import plot_receptive_field, receptive_field_table
 
     if args.run_dir is not None:
-        from recurdepth.training.config import load_config
+        from recurdepth.training.config import read_resolved
 
         config_file = Path(args.run_dir) / "config.yaml"
         if not config_file.exists():
             raise ConfigError(f"{args.run_dir} is not a run folder (no config.yaml)")
-        cfg = load_config(config_file)
+        cfg = read_resolved(config_file)
         family, dataset = cfg.model.family, cfg.data.name
-        run_dilation = cfg.model.dilation or (2 if family == "maze_dilated" else 1)
+        run_dilation = cfg.model.options.get("dilation") or cfg.model.dilation or 1
         side = args.image_side or (_image_side(cfg) if cfg.is_maze else None)
     elif args.family:
         family, dataset, side = args.family, args.dataset, args.image_side

@@ -84,13 +84,14 @@ def dry_run(experiment: Experiment, runs: list[RunSpec], out: Path) -> int:
     db = db_path_for(out)
     if db.exists():
         with ResultStore.open_existing(db) as store:
-            store.check_identity(experiment)
+            store.check_identity(experiment, runs)
             status = {r.id: r.status for r in store.records()}
     rows = [{"run": r.name, "id": r.run_id, "mode": r.config.model.mode,
              "effective_depth": r.effective_depth, "iters": r.iters,
-             "parameters": r.parameters, "status": status.get(r.run_id, "new")} for r in runs]
-    print(format_rows(rows, ("run", "id", "mode", "effective_depth", "iters", "parameters",
-                             "status")))
+             "width": r.config.model.width, "parameters": r.parameters,
+             "status": status.get(r.run_id, "new")} for r in runs]
+    print(format_rows(rows, ("run", "id", "mode", "effective_depth", "iters", "width",
+                             "parameters", "status")))
     print(f"\n{experiment.name}: {len(runs)} runs ({experiment.trials} trial(s) each); "
           f"database {db}")
     return 0

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 
 
 @dataclass(frozen=True)
@@ -26,34 +26,31 @@ class AugmentConfig:
 
     crop_padding: int = 0
     hflip: bool = False
-    # Not in the paper's settings; here for EMNIST, whose stored (transposed) images the authors'
-    # horizontal flip mirrored top-to-bottom (see vision.py).
+    # EMNIST's default: the authors' horizontal flip of the stored (transposed) images mirrors
+    # the upright letters top-to-bottom (see vision.py).
     vflip: bool = False
+    # Mazes: place each maze at a random offset of up to ``shift`` pixels from the centre of a
+    # canvas ``2 * shift`` pixels larger (zeros = walls), its solution moved with it.
+    shift: int = 0
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+        if self.shift < 0:
+            raise ValueError(f"shift must be >= 0, got {self.shift}")
+        if self.shift and (self.crop_padding or self.hflip or self.vflip):
+            raise ValueError("shift (mazes) does not combine with crops or flips")
 
     @property
     def enabled(self) -> bool:
         """True when this config changes any image."""
-        return self.crop_padding > 0 or self.hflip or self.vflip
-
-
-# SPEC §2, from the authors' code: CIFAR-10 crop 32 with pad 4 + flip; SVHN and EMNIST flip only.
-_DEFAULT_AUGMENT: dict[str, AugmentConfig] = {
-    "cifar10": AugmentConfig(crop_padding=4, hflip=True),
-    "svhn": AugmentConfig(hflip=True),
-    "emnist": AugmentConfig(hflip=True),
-    "imagenet": AugmentConfig(hflip=True),  # plus RandomResizedCrop in imagenet_loader
-    "mazes": AugmentConfig(),
-}
+        return self.crop_padding > 0 or self.hflip or self.vflip or self.shift > 0
 
 
 def default_augment(name: str) -> AugmentConfig:
-    """Return the paper's training augmentation for data set ``name``."""
-    dataset_info(name)  # ConfigError with the valid names for an unknown data set
-    return _DEFAULT_AUGMENT[name]
+    """Return the paper's training augmentation for data set ``name`` (from its registry record)."""
+    info = get_dataset(name)  # ConfigError with the valid names for an unknown data set
+    return AugmentConfig(crop_padding=info.crop_padding, hflip=info.hflip, vflip=info.vflip)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -82,7 +79,8 @@ def epoch_plan(
     n = num_samples
     # Fixed draw order (order, offsets, flips) so a plan never depends on which knobs are on.
     order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
-    pad = augment.crop_padding if augment is not None else 0
+    # Offsets serve the crop or the maze shift (never both); one draw either way.
+    pad = max(augment.crop_padding, augment.shift) if augment is not None else 0
     offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=gen)
     flips = torch.rand((2, n), generator=gen) < 0.5
     if augment is None or not augment.hflip:
@@ -119,6 +117,16 @@ def crop_flip(
     if vflip is not None:
         out = torch.where(vflip.to(dev).view(n, 1, 1, 1), out.flip(2), out)
     return out
+
+
+def shift_in_canvas(images: torch.Tensor, targets: torch.Tensor, shift: int,
+                    offset_y: torch.Tensor, offset_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Place each maze (N,C,H,W) and its per-pixel targets (N,H,W) on a zero canvas ``2·shift``
+    pixels larger, moved by ``offset - shift`` (offsets in ``[0, 2·shift]``) from the centre."""
+    canvas = F.pad(images, (shift,) * 4)
+    target_canvas = F.pad(targets.unsqueeze(1), (shift,) * 4)
+    return (crop_flip(canvas, shift, offset_y, offset_x),
+            crop_flip(target_canvas, shift, offset_y, offset_x).squeeze(1))
 
 
 def normalization_affine(
@@ -242,7 +250,10 @@ class TensorBatches:
             else:
                 idx = plan.order[lo:hi]
                 x, y = self.inputs[idx], self.targets[idx]
-                if self.augment is not None:
+                if self.augment is not None and self.augment.shift:
+                    x, y = shift_in_canvas(x, y, self.augment.shift, plan.offset_y[lo:hi],
+                                           plan.offset_x[lo:hi])
+                elif self.augment is not None:
                     x = crop_flip(
                         x,
                         self.augment.crop_padding,

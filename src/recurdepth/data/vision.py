@@ -26,27 +26,12 @@ import numpy as np
 import torch
 from torchvision import datasets, transforms
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 from recurdepth.errors import ConfigError, DataError, choices_message
 from recurdepth.io import atomic_write
 
 VISION_DATASETS = ("cifar10", "svhn", "emnist")
 SPLITS = ("train", "test")
-
-# Per-channel mean and std of the training split's pixels in [0, 1] (published values; the data
-# sets are not shipped, so `channel_stats(load_vision_split(name, root, "train").images)` is the
-# way to re-derive them from a local copy).
-# CIFAR-10: the standard training-set statistics, std over all pixels (not the often-copied
-# 0.2023/0.1994/0.2010, an average of per-image stds). SVHN: the commonly used statistics of
-# `train_32x32.mat`. EMNIST balanced: the commonly used values for its training split.
-# ImageNet: torchvision's reference values.
-NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
-    "emnist": ((0.1751,), (0.3332,)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
-
 
 @dataclass
 class VisionSplit:
@@ -155,8 +140,8 @@ def _read(name: str, root: Path, split: str, download: bool) -> tuple[torch.Tens
     # EMNIST's idx files store each image transposed (column-major) relative to MNIST, and
     # torchvision returns them as stored. Transpose H and W so letters are upright: analyses and
     # feature visualisations then show readable characters. The authors used torchvision's
-    # orientation, so their horizontal flip mirrored the upright letters top-to-bottom; the flip
-    # here mirrors them left-right (AugmentConfig(vflip=True) reproduces theirs).
+    # orientation, so their horizontal flip mirrored the upright letters top-to-bottom: the
+    # registry's default for EMNIST is therefore vflip (data.vflip=true), not hflip.
     _decompress_emnist(root / "EMNIST" / "raw", split)
     ds = datasets.EMNIST(str(root), split="balanced", train=train, download=download)
     return ds.data.transpose(1, 2).unsqueeze(1).contiguous(), ds.targets.long()
@@ -200,7 +185,7 @@ def load_vision_split(
         action = "downloaded or read" if download else "read"
         problem = f"could not be {action} ({type(exc).__name__}: {exc})"
         raise DataError(_missing_message(name, root_path, problem)) from exc
-    info = dataset_info(name)
+    info = get_dataset(name)
     expected = (info.in_channels, info.image_size, info.image_size)
     if images.dim() != 4 or tuple(images.shape[1:]) != expected or len(labels) != len(images):
         raise DataError(
@@ -214,8 +199,14 @@ def load_vision_split(
         )
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    mean, std = NORMALIZATION[name]
-    return VisionSplit(name, split, images, labels, info.num_classes, mean, std)
+    return VisionSplit(name, split, images, labels, info.num_classes, info.mean, info.std)
+
+
+def load_tensors(name: str, root: str | os.PathLike, split: str, *, size: int | None = None,
+                 limit: int | None = None, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The data-set registry's loader for cifar10, svhn and emnist: uint8 images and labels."""
+    vs = load_vision_split(name, root, split, download=download, limit=limit)
+    return vs.images, vs.labels
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -226,7 +217,8 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 def imagenet_transform(train: bool, *, image_size: int = 224) -> transforms.Compose:
     """Return the standard ImageNet per-image transform (random-resized crop + flip for training)."""
-    mean, std = NORMALIZATION["imagenet"]
+    info = get_dataset("imagenet")
+    mean, std = info.mean, info.std
     if train:
         steps: Sequence = [transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip()]
     else:
@@ -243,6 +235,7 @@ def imagenet_loader(
     workers: int,
     train: bool,
     image_size: int = 224,
+    drop_last: bool = False,
 ) -> torch.utils.data.DataLoader:
     """Return a DataLoader over ``root/imagenet/<split>`` (ImageFolder; ``test`` means ``val``).
 
@@ -269,7 +262,7 @@ def imagenet_loader(
         shuffle=train,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        drop_last=False,
+        drop_last=drop_last,
         # Fresh workers every epoch: they are seeded from the loader's generator at start, so an
         # epoch's augmentation can be made to depend on (seed, epoch) only, as after a resume.
         persistent_workers=False,

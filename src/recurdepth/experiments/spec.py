@@ -38,14 +38,10 @@ import torch
 
 from recurdepth.errors import ConfigError, choices_message
 from recurdepth.io import read_yaml
-from recurdepth.training.config import RunConfig, resolve_on
+from recurdepth.training.config import RunConfig, identity_hash, resolve_portable
 
 EXPERIMENT_KEYS = ("name", "description", "trials", "base", "grid", "rules", "prepare")
 PREPARE_KEYS = {"mazes": ("n_train", "n_test", "seed")}
-
-# Parts of a run config that say *where* or *how visibly* a run happens, not *what* it computes:
-# they do not enter the run id, so moving the data or silencing progress bars keeps the id.
-_ID_EXCLUDED = (("data", "root"), ("runtime", "progress"), (None, "name"))
 
 # Short labels used in run names, e.g. "recurrent-d8-t0".
 _NAME_PREFIX = {"effective_depth": "d", "iters": "it", "width": "w", "maze_size": "s",
@@ -86,14 +82,13 @@ def get_dotted(tree: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 
 def run_id(config: RunConfig) -> str:
-    """The stable id of a run: a hash of its resolved config (without where-and-how fields)."""
-    d = copy.deepcopy(config.to_dict())
-    for section, key in _ID_EXCLUDED:
-        if section is None:
-            d.pop(key, None)
-        elif isinstance(d.get(section), dict):
-            d[section].pop(key, None)
-    return short_hash(d)
+    """The stable id of a run: the start of the hash of its identity (what changes the learning).
+
+    Equal for configs that differ only in where and how the run happens (data folder, device,
+    progress bars), its name, its number of epochs or what is evaluated, so raising
+    ``train.epochs`` continues the same run.
+    """
+    return identity_hash(resolve_portable(config))[:16]
 
 
 def build_meta_model(config: RunConfig) -> torch.nn.Module:
@@ -189,13 +184,14 @@ class Experiment:
                    source=source)
 
     def identity(self) -> dict[str, Any]:
-        """What makes two experiments the same (stored in, and checked against, the database)."""
+        """The experiment's definition as stored in its database (informational: a database is
+        checked run by run, so adding trials or grid values extends it)."""
         return {"name": self.name, "base": self.base, "grid": self.grid, "trials": self.trials,
                 "rules": self.rules, "prepare": self.prepare}
 
     @property
     def spec_hash(self) -> str:
-        """Hash of :meth:`identity`: a results database belongs to exactly one experiment."""
+        """Hash of :meth:`identity`: which version of the experiment last wrote the database."""
         return short_hash(self.identity())
 
     def with_data_root(self, root: str | Path | None) -> Experiment:
@@ -225,7 +221,12 @@ class Experiment:
         return tree
 
     def runs(self) -> list[RunSpec]:
-        """Expand the grid × trials into validated runs (ConfigError before anything runs)."""
+        """Expand the grid × trials into validated, resolved runs (ConfigError before any runs).
+
+        Each run's config is resolved once here (width, iters, augmentation, batch size filled
+        in; ``runtime`` left as given so it resolves on the device that trains it): what the
+        database stores and the run id hashes is what runs.
+        """
         runs: list[RunSpec] = []
         seen: dict[str, str] = {}
         for point in self.grid_points():
@@ -233,14 +234,15 @@ class Experiment:
                 params = {**point, "trial": trial}
                 name = run_name(params)
                 try:
-                    config = RunConfig.from_dict(self._resolve(point, trial))
-                    config.name = name
-                    # Validate as the run will (on the CPU: the driver may have no GPU).
-                    model = build_meta_model(resolve_on(config, "cpu"))
+                    requested = RunConfig.from_dict(self._resolve(point, trial))
+                    requested.name = name
+                    # Resolved as the run will be (on the CPU: the driver may have no GPU).
+                    config = resolve_portable(requested)
+                    model = build_meta_model(config)
                 except ConfigError as e:
                     raise ConfigError(f"experiment {self.name!r}, run {name} "
                                       f"({_describe(point)}): {e}") from None
-                rid = run_id(config)
+                rid = identity_hash(config)[:16]
                 if rid in seen:
                     raise ConfigError(f"experiment {self.name!r}: runs {seen[rid]} and {name} have "
                                       f"the same resolved config; remove the duplicate grid value")

@@ -1,7 +1,9 @@
 """The results database: one SQLite file per experiment, written only by the sweep driver.
 
-Table ``experiment`` holds the experiment's identity (name, spec hash, spec); a database of
-another experiment is refused before anything runs. Table ``runs`` has one row per run: id,
+Table ``experiment`` holds the experiment's name and its latest definition (spec hash, spec). A
+database of another experiment, or one whose runs the experiment would now train differently (its
+base config or rules changed), is refused before anything runs; adding trials or grid values
+extends it. Table ``runs`` has one row per run: id,
 name, grid values (JSON), resolved config (JSON), parameter count, status, result (JSON), error,
 run folder (relative to the database), attempts and timestamps.
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from recurdepth.errors import ConfigError, DataError
 from recurdepth.experiments.spec import Experiment, RunSpec, canonical_json
+from recurdepth.training.config import protocol_dict, stored_identity
 
 SCHEMA_VERSION = "1"
 DB_NAME = "results.sqlite"
@@ -76,6 +79,11 @@ class RunRecord:
         return self.status in FINISHED
 
 
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The identity of a stored config (resolved then, or by an older version: resolved now)."""
+    return stored_identity(config)
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
 
@@ -89,24 +97,38 @@ class ResultStore:
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, experiment: Experiment) -> ResultStore:
-        """Open (or create) the database of ``experiment``; refuse one of another experiment."""
+    def open(cls, path: str | Path, experiment: Experiment,
+             runs: list[RunSpec] | None = None) -> ResultStore:
+        """Open (or create) the database of ``experiment``; refuse one it does not match.
+
+        ``runs`` is ``experiment.runs()`` when the caller has expanded it already.
+        """
         path = Path(path)
         existing = path.exists()
         if existing:
             store = cls.open_existing(path)
-            store.check_identity(experiment)
+            store.check_identity(experiment, runs)
+            store._record_spec(experiment)
             return store
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None)
         store = cls(path, conn)
         conn.executescript(_SCHEMA)  # executescript commits on its own
         with store._transaction():
-            rows = {"name": experiment.name, "spec_hash": experiment.spec_hash,
-                    "spec": canonical_json(experiment.identity()),
-                    "schema_version": SCHEMA_VERSION}
+            rows = {"name": experiment.name, "schema_version": SCHEMA_VERSION}
             conn.executemany("INSERT INTO experiment VALUES (?, ?)", sorted(rows.items()))
+        store._record_spec(experiment)
         return store
+
+    def _record_spec(self, experiment: Experiment) -> None:
+        """Store the experiment's latest definition (written only when it changed)."""
+        rows = {"spec_hash": experiment.spec_hash, "spec": canonical_json(experiment.identity())}
+        meta = self.meta()
+        if all(meta.get(k) == v for k, v in rows.items()):
+            return
+        with self._transaction():
+            self.conn.executemany("INSERT OR REPLACE INTO experiment VALUES (?, ?)",
+                                  sorted(rows.items()))
 
     @classmethod
     def open_existing(cls, path: str | Path) -> ResultStore:
@@ -148,21 +170,55 @@ class ResultStore:
         """Name of the experiment this database belongs to."""
         return self.meta()["name"]
 
-    def check_identity(self, experiment: Experiment) -> None:
-        """ConfigError unless this database belongs to ``experiment`` (same name and spec)."""
+    def check_identity(self, experiment: Experiment, runs: list[RunSpec] | None = None) -> None:
+        """ConfigError unless this database belongs to ``experiment`` and its runs still hold.
+
+        A stored run whose grid values and trial the experiment still has must keep its identity
+        (what it learns); new trials and grid values are welcome, and ``train.epochs`` may grow.
+        """
         meta = self.meta()
-        if meta.get("name") != experiment.name or meta.get("spec_hash") != experiment.spec_hash:
-            what = ("another experiment" if meta.get("name") != experiment.name
-                    else "a different version of this experiment (its spec changed)")
+        if meta.get("name") != experiment.name:
             raise ConfigError(
-                f"results database {self.path} belongs to {what}: "
-                f"{meta.get('name')!r} (spec {meta.get('spec_hash')}), not {experiment.name!r} "
-                f"(spec {experiment.spec_hash}); use another --out folder, or remove the database "
-                f"to start this experiment afresh")
+                f"results database {self.path} belongs to another experiment: "
+                f"{meta.get('name')!r}, not {experiment.name!r}; use another --out folder, or "
+                f"remove the database to start this experiment afresh")
+        for rec, run in self._matched(experiment.runs() if runs is None else runs):
+            if rec.id != run.run_id and _identity(rec.config) != protocol_dict(run.config):
+                old, new = _identity(rec.config), protocol_dict(run.config)
+                diff = "; ".join(f"{k}: {old.get(k)!r} in the database, {new.get(k)!r} now"
+                                 for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+                raise ConfigError(
+                    f"results database {self.path} holds run {rec.name} of {experiment.name!r} "
+                    f"trained with another config ({diff}): the experiment's base config or "
+                    f"rules changed. Use another --out folder, or remove the database to start "
+                    f"this experiment afresh")
+
+    def _matched(self, runs: Iterable[RunSpec]) -> list[tuple[RunRecord, RunSpec]]:
+        """Stored runs paired with the experiment's run of the same grid values and trial."""
+        by_params = {canonical_json(r.params): r for r in runs}
+        return [(rec, by_params[key]) for rec in self.records()
+                if (key := canonical_json(rec.params)) in by_params]
 
     # -- runs ------------------------------------------------------------------------------
     def sync_runs(self, runs: Iterable[RunSpec], run_dirs: dict[str, Path]) -> int:
-        """Insert the runs not in the database yet as 'pending'; return how many were added."""
+        """Bring the database up to the experiment's runs; return how many runs were added.
+
+        New runs are inserted as 'pending'; a stored run whose config changed only outside its
+        identity (e.g. more epochs) gets the new config, and a run stored under an id of an
+        older version of the identity keeps its folder under the current id. Nothing is
+        written when nothing changed.
+        """
+        runs = list(runs)
+        updates = []
+        for rec, run in self._matched(runs):
+            config = canonical_json(run.config.to_dict())
+            if rec.id != run.run_id and _identity(rec.config) == protocol_dict(run.config):
+                updates.append((run.run_id, config, rec.id))
+            elif rec.id == run.run_id and canonical_json(rec.config) != config:
+                updates.append((run.run_id, config, rec.id))
+        if updates:
+            with self._transaction():
+                self.conn.executemany("UPDATE runs SET id=?, config=? WHERE id=?", updates)
         known = {r[0] for r in self.conn.execute("SELECT id FROM runs")}
         new = [(r, i) for i, r in enumerate(runs) if r.run_id not in known]
         if not new:

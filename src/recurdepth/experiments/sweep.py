@@ -22,7 +22,7 @@ from recurdepth.experiments.executors import (
     TrainFn,
 )
 from recurdepth.experiments.spec import Experiment, RunSpec
-from recurdepth.experiments.store import DB_NAME, ResultStore
+from recurdepth.experiments.store import DB_NAME, ResultStore, RunRecord
 
 
 @dataclass
@@ -36,6 +36,14 @@ class SweepSummary:
     ran: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _is_done(record: RunRecord, run: RunSpec) -> bool:
+    """True when a stored run needs no more training: it diverged or trained all its epochs."""
+    if not record.finished:
+        return False
+    return record.status == "diverged" or int((record.result or {}).get(
+        "epochs", 0)) >= run.config.train.epochs
 
 
 def default_out_dir(experiment: Experiment) -> Path:
@@ -130,14 +138,16 @@ def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,
     runs = experiment.runs()
     db_path = db_path_for(out_dir)
     if db_path.exists():
-        ResultStore.open_existing(db_path).check_identity(experiment)
+        with ResultStore.open_existing(db_path) as existing:
+            existing.check_identity(experiment, runs)
     missing = check_data(experiment, runs)
     run_dirs = run_dirs_for(runs, out_dir)
     say = on_event or (tqdm.write if progress else (lambda msg: None))
-    with ResultStore.open(db_path, experiment) as store:
+    with ResultStore.open(db_path, experiment, runs) as store:
         store.sync_runs(runs, run_dirs)
-        finished = {rec.id for rec in store.records() if rec.finished}
-        todo = [r for r in runs if r.run_id not in finished]
+        records = {rec.id: rec for rec in store.records()}
+        run_dirs.update({r.run_id: records[r.run_id].run_dir for r in runs})  # stored folders win
+        todo = [r for r in runs if not _is_done(records[r.run_id], r)]
         summary = SweepSummary(experiment.name, db_path, total=len(runs),
                                skipped=len(runs) - len(todo))
         say(f"sweep {experiment.name}: {len(runs)} runs, {summary.skipped} already finished, "

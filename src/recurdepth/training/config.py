@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import os
 import types
@@ -38,7 +40,8 @@ class ModelConfig:
     effective_depth: int | None = None
     iters: int | None = None
     width: int | None = None  # None: the paper's width for the data set
-    dilation: int | None = None  # maze_dilated only
+    options: dict[str, Any] = field(default_factory=dict)  # the family's own options
+    dilation: int | None = None  # older spelling of model.options.dilation (maze_dilated)
 
 
 @dataclass
@@ -55,6 +58,7 @@ class DataConfig:
     hflip: bool | None = None
     vflip: bool | None = None  # not in the paper; see recurdepth.data.augment
     eval_maze_size: int | None = None  # also evaluate on mazes of this size (e.g. 13)
+    maze_shift: int = 0  # training mazes shifted by up to N px on a canvas 2N px larger
     workers: int = 4  # ImageNet DataLoader workers
 
 
@@ -78,7 +82,7 @@ class TrainConfig:
     """Epochs, batch sizes and what is evaluated."""
 
     epochs: int = 10
-    batch_size: int | None = None  # None: 128 for classification, 50 for mazes (SPEC §3)
+    batch_size: int | None = None  # None: the data set's (SPEC §3: 128 classification, 50 mazes)
     eval_batch_size: int | None = None  # None: 2 x batch_size
     # Test accuracy at iterations 1..N of a recurrent model: an int N, or "<factor>x" relative to
     # the trained iterations ("2x": think twice as long); None: the trained iterations.
@@ -87,6 +91,7 @@ class TrainConfig:
     # Un-augmented train accuracy per evaluated epoch on the first N training samples (learning
     # curves); None: as many as the test set, 0: not measured.
     eval_train_limit: int | None = None
+    drop_last: bool = False  # drop the last partial training batch (the authors' loaders do)
 
 
 @dataclass
@@ -133,13 +138,14 @@ class RunConfig:
 
     @property
     def is_maze(self) -> bool:
-        """True for maze runs (per-pixel loss, exact-match accuracy)."""
-        return self.data.name == "mazes"
+        """True for maze runs (per-pixel loss, exact-match accuracy): the data set's task."""
+        from recurdepth.data.registry import _DATASETS
 
-    def run_name(self) -> str:
-        """``name`` or a readable default such as ``maze-recurrent-d16-mazes9-s0``."""
-        if self.name:
-            return self.name
+        spec = _DATASETS.get(self.data.name)
+        return spec is not None and spec.is_maze
+
+    def name_prefix(self) -> str:
+        """The readable start of a default run name, such as ``maze-recurrent-d16-mazes9-s0``."""
         depth = (f"d{self.model.effective_depth}" if self.model.effective_depth is not None
                  else f"i{self.model.iters}" if self.model.iters is not None else "fixed")
         data = f"mazes{self.data.maze_size}" if self.is_maze else self.data.name
@@ -164,6 +170,8 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is list:
         return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "mapping"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -203,6 +211,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+    elif typing.get_origin(tp) is dict:
+        if isinstance(value, Mapping):
+            return {str(k): v for k, v in value.items()}
     elif typing.get_origin(tp) is list:
         if isinstance(value, (list, tuple)):
             (item,) = typing.get_args(tp)
@@ -234,6 +245,9 @@ def _parse_override(raw: str, tp: Any) -> Any:
     """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML."""
     wants_str = tp is str or str in _union_args(tp)
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
+        # A field that takes a number or a text (train.eval_iters: 6 or "2x") keeps numbers.
+        if int in _union_args(tp) and raw.strip().isdigit():
+            return int(raw.strip())
         return raw
     try:
         return yaml.safe_load(raw) if raw.strip().lower() != "none" else None
@@ -263,6 +277,11 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]
             raise ConfigError(choices_message("config key", key, config_keys()))
         if dataclasses.is_dataclass(top[parts[0]]):
             section_types = _field_types(top[parts[0]])
+            if len(parts) == 3 and typing.get_origin(section_types.get(parts[1])) is dict:
+                # A free-form mapping such as model.options: the family checks the names.
+                d[parts[0]][parts[1]] = {**(d[parts[0]][parts[1]] or {}), parts[2]: (
+                    _parse_override(value, Any) if from_text else value)}
+                continue
             if len(parts) != 2 or parts[1] not in section_types:
                 raise ConfigError(choices_message("config key", key, config_keys()))
             tp = section_types[parts[1]]
@@ -290,8 +309,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     """Read a YAML config file (optional) and apply ``section.key=value`` override strings."""
     cfg = RunConfig()
     if path is not None:
-        cfg = RunConfig.from_dict(read_yaml(path, what="config file"))
+        # A run folder's config.yaml gives back what its user asked for, not what this device ran.
+        cfg = RunConfig.from_dict(_saved_part(read_yaml(path, what="config file"), REQUESTED_KEY))
     return apply_overrides(cfg, list(overrides))
+
+
+def read_resolved(path: str | os.PathLike, error: type[Exception] = ConfigError) -> RunConfig:
+    """The resolved config a run folder's ``config.yaml`` (or a plain config file) holds."""
+    return RunConfig.from_dict(_saved_part(read_yaml(path, what="run config", error=error),
+                                           RESOLVED_KEY))
 
 
 def resolve_device(device: str) -> str:
@@ -353,12 +379,13 @@ def resolve(cfg: RunConfig) -> RunConfig:
 
     The result is what the run folder stores and what a resumed run is compared against.
     """
-    from recurdepth.datasets_info import DATASETS
+    from recurdepth.data.registry import get_dataset, list_datasets
     from recurdepth.models import get_family
 
     r = copy.deepcopy(cfg)
-    if r.data.name not in DATASETS:
-        raise ConfigError(choices_message("data set (data.name)", r.data.name, sorted(DATASETS)))
+    if r.data.name not in list_datasets():
+        raise ConfigError(choices_message("data set (data.name)", r.data.name, list_datasets()))
+    data = get_dataset(r.data.name)
     spec = get_family(r.model.family)  # ConfigError lists the families
     if r.data.name not in spec.datasets:
         raise ConfigError(f"model family {r.model.family!r} is not defined for data set "
@@ -370,9 +397,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise ConfigError(choices_message("optimizer (optim.name)", r.optim.name, OPTIMIZERS))
     if r.runtime.amp not in AMP_CHOICES:
         raise ConfigError(choices_message("runtime.amp", r.runtime.amp, AMP_CHOICES))
-    if r.model.dilation is not None and "dilation" not in spec.options:
-        raise ConfigError(f"model.dilation is only for families with a dilation option "
-                          f"(maze_dilated), not {r.model.family!r}")
+    _resolve_options(r.model, spec.options)
     if spec.unrolled:
         if r.model.iters is None and r.model.effective_depth is None:
             raise ConfigError(f"set model.effective_depth or model.iters for family "
@@ -391,26 +416,25 @@ def resolve(cfg: RunConfig) -> RunConfig:
         r.model.effective_depth = spec.fixed_depth
     if r.model.width is None:
         r.model.width = spec.default_width[r.data.name]
-    if r.model.dilation is None and "dilation" in spec.options:
-        r.model.dilation = spec.options["dilation"]
 
-    if r.is_maze:
+    if data.is_maze:
         if r.data.maze_size < 3 or r.data.maze_size % 2 == 0:
             raise ConfigError(f"data.maze_size must be an odd number >= 3, got {r.data.maze_size}")
         if r.data.crop_padding or r.data.hflip or r.data.vflip:
             raise ConfigError("mazes are not augmented: leave data.crop_padding, data.hflip and "
                               "data.vflip unset")
         r.data.crop_padding, r.data.hflip, r.data.vflip = 0, False, False
-    elif r.data.name != "imagenet":
-        from recurdepth.data.augment import default_augment
-
-        aug = default_augment(r.data.name)
+    elif not data.streamed:  # a streamed data set augments image by image in its loader
         if r.data.crop_padding is None:
-            r.data.crop_padding = aug.crop_padding
+            r.data.crop_padding = data.crop_padding
         if r.data.hflip is None:
-            r.data.hflip = aug.hflip
+            r.data.hflip = data.hflip
         if r.data.vflip is None:
-            r.data.vflip = aug.vflip
+            r.data.vflip = data.vflip
+    if r.data.maze_shift and not data.is_maze:
+        raise ConfigError("data.maze_shift is only for maze runs")
+    if r.data.maze_shift < 0:
+        raise ConfigError(f"data.maze_shift must be >= 0, got {r.data.maze_shift}")
     if r.data.eval_maze_size is not None and not r.is_maze:
         raise ConfigError("data.eval_maze_size is only for maze runs")
 
@@ -422,7 +446,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if any(m < 1 for m in r.optim.milestones) or r.optim.milestones != sorted(r.optim.milestones):
         raise ConfigError(f"optim.milestones must be increasing epochs >= 1, got {r.optim.milestones}")
     if r.train.batch_size is None:
-        r.train.batch_size = 50 if r.is_maze else 128
+        r.train.batch_size = data.batch_size
     if r.train.eval_batch_size is None:
         r.train.eval_batch_size = 2 * r.train.batch_size
     if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
@@ -452,7 +476,32 @@ def resolve(cfg: RunConfig) -> RunConfig:
     r.runtime.compile = _auto_flag(r.runtime.compile, "runtime.compile", on_cuda)
     r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
                                            on_cuda)
-    r.name = cfg.run_name()
+    # A default name is readable and unique: distinct identities never share a run folder.
+    r.name = cfg.name or f"{cfg.name_prefix()}-{identity_hash(r)[:8]}"
+    return r
+
+
+def _resolve_options(model: ModelConfig, defaults: Mapping[str, Any]) -> None:
+    """Check ``model.options`` against the family's options and fill in their defaults."""
+    options = dict(model.options)
+    if model.dilation is not None:  # the older key, kept working
+        if options.get("dilation", model.dilation) != model.dilation:
+            raise ConfigError(f"model.dilation={model.dilation} and model.options.dilation="
+                              f"{options['dilation']} disagree: give only one")
+        options["dilation"] = model.dilation
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for model family "
+                          f"{model.family!r} (model.options); valid options: "
+                          f"{', '.join(defaults) or 'none'}")
+    model.options = {**defaults, **options}
+    model.dilation = None
+
+
+def resolve_portable(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with every learning field resolved but ``runtime`` as given (valid on any device)."""
+    r = resolve_on(cfg, "cpu")
+    r.runtime = copy.deepcopy(cfg.runtime)
     return r
 
 
@@ -485,7 +534,8 @@ def resolve_eval_iters(value: int | str | None, iters: int | None) -> int | None
     return None if iters is None else max(iters, math.ceil(factor * iters - 1e-9))
 
 
-# Keys that may change between an interrupted run and its resumption without changing the result.
+# Keys that may change between an interrupted run and its resumption without changing what is
+# learned: they are not part of a run's identity (raising train.epochs continues the same run).
 RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "train.epochs",
                      "train.eval_batch_size", "train.eval_iters", "train.eval_every",
                      "train.eval_train_limit",
@@ -493,7 +543,12 @@ RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "trai
 
 
 def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
-    """The flattened keys of ``cfg`` that define the training protocol (what resume must match)."""
+    """The identity of a resolved run: its flattened keys that change what is learned.
+
+    This one function feeds the run id, the resume check, the checkpoint and the experiment
+    database. Device and speed options (``runtime``), where the data lives, the run's name, the
+    number of epochs and what is evaluated are not part of it.
+    """
     flat: dict[str, Any] = {}
     for section, value in cfg.to_dict().items():
         if isinstance(value, dict):
@@ -506,6 +561,53 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
 
+run_identity = protocol_dict
+
+
+def stored_identity(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The identity, under today's rules, of a config or flat identity saved by any version.
+
+    Keys added since are filled with their defaults and older spellings are migrated (e.g.
+    ``model.dilation``), so a run folder or checkpoint written before keeps resuming.
+    """
+    nested: dict[str, Any] = {}
+    for key, value in stored.items():
+        section, _, leaf = key.partition(".")
+        if leaf and section in SECTIONS:
+            nested.setdefault(section, {})[leaf] = value
+        else:
+            nested[key] = value
+    try:
+        return protocol_dict(resolve_portable(RunConfig.from_dict(nested)))
+    except ConfigError:
+        return dict(stored)
+
+
+def identity_hash(cfg: RunConfig) -> str:
+    """SHA-256 (hex) of a resolved config's identity: equal for runs that learn the same thing."""
+    text = json.dumps(protocol_dict(cfg), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# config.yaml of a run folder: what was asked for (reusable on any device) and what ran.
+REQUESTED_KEY, RESOLVED_KEY = "requested", "resolved"
+
+
+def run_config_yaml(requested: RunConfig, resolved: RunConfig) -> str:
+    """The text of a run folder's ``config.yaml``: the requested and the resolved config."""
+    return yaml.safe_dump({REQUESTED_KEY: requested.to_dict(), RESOLVED_KEY: resolved.to_dict()},
+                          sort_keys=False)
+
+
+def _saved_part(d: Any, key: str) -> Any:
+    """One part of a run folder's config.yaml; a plain config file is its own both parts."""
+    if isinstance(d, Mapping) and set(d) == {REQUESTED_KEY, RESOLVED_KEY}:
+        return d[key]
+    return d
+
+
 __all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
-           "RuntimeConfig", "TrainConfig", "apply_overrides", "load_config", "protocol_dict",
-           "resolve", "resolve_device", "resolve_eval_iters", "resolve_on"]
+           "RuntimeConfig", "TrainConfig", "apply_overrides", "identity_hash", "load_config",
+           "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_eval_iters",
+           "resolve_on",
+           "resolve_portable", "run_config_yaml", "run_identity", "stored_identity"]

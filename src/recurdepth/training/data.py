@@ -1,7 +1,8 @@
 """Turn a resolved RunConfig into batches: on-device uint8 tensors for small data sets, a DataLoader for ImageNet.
 
-Classification images are normalised per data set; maze images are fed as ``x / 255`` (no
-mean/std, so walls stay exactly 0 and the wall mask can be read off any batch). Evaluation batches
+Every fact of a data set (its loader, normalisation, augmentation) comes from its record in the
+data-set registry. Maze images have no mean/std there and are fed as ``x / 255``, so walls stay
+exactly 0 and the wall mask can be read off any batch. Evaluation batches
 (test, and train without augmentation) are never augmented or shuffled.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from recurdepth.data.augment import AugmentConfig, TensorBatches
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 from recurdepth.training.config import RunConfig
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -59,13 +60,6 @@ class RunData:
     num_classes: int
 
 
-def _maze_tensors(cfg: RunConfig, split: str, size: int, limit: int | None):
-    from recurdepth.data.mazes import load_maze_split
-
-    ms = load_maze_split(cfg.data.root, size, split, limit=limit)
-    return torch.from_numpy(ms.inputs), torch.from_numpy(ms.solutions).long()
-
-
 def _split_limit(cfg: RunConfig, split: str, limit: int | None) -> int | None:
     if limit is not None:
         return limit
@@ -82,36 +76,33 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
     device = device or cfg.runtime.device
     limit = _split_limit(cfg, split, limit)
     batch_size = cfg.train.batch_size if train else cfg.train.eval_batch_size
-    if cfg.data.name == "imagenet":
+    info = get_dataset(cfg.data.name)
+    if info.streamed:
         from recurdepth.data.vision import imagenet_loader
 
+        drop_last = train and cfg.train.drop_last
         loader = imagenet_loader(cfg.data.root, split, batch_size=batch_size,
-                                 workers=cfg.data.workers, train=train)
+                                 workers=cfg.data.workers, train=train, drop_last=drop_last)
         if limit is not None:
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.Subset(loader.dataset, range(min(limit, len(loader.dataset)))),
                 batch_size=batch_size, shuffle=train, num_workers=cfg.data.workers,
-                pin_memory=loader.pin_memory)
+                pin_memory=loader.pin_memory, drop_last=drop_last)
         return LoaderBatches(loader, seed=cfg.seed, device=device)
-    if cfg.is_maze:
-        inputs, targets = _maze_tensors(cfg, split, maze_size or cfg.data.maze_size, limit)
-        mean = std = None
-        augment = None
-    else:
-        from recurdepth.data.vision import load_vision_split
-
-        vs = load_vision_split(cfg.data.name, cfg.data.root, split, download=cfg.data.download,
-                               limit=limit)
-        inputs, targets, mean, std = vs.images, vs.labels, vs.mean, vs.std
-        augment = augment_config(cfg) if train else None
+    size = (maze_size or cfg.data.maze_size) if info.is_maze else None
+    inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
+                                        download=cfg.data.download)
+    augment = augment_config(cfg) if train else None
+    mean, std = info.mean, info.std
     return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,
-                         mean=mean, std=std, device=device, seed=cfg.seed)
+                         mean=mean, std=std, device=device, seed=cfg.seed,
+                         drop_last=train and cfg.train.drop_last)
 
 
 def augment_config(cfg: RunConfig) -> AugmentConfig:
     """The training augmentation of a resolved config."""
     return AugmentConfig(crop_padding=cfg.data.crop_padding or 0, hflip=bool(cfg.data.hflip),
-                         vflip=bool(cfg.data.vflip))
+                         vflip=bool(cfg.data.vflip), shift=cfg.data.maze_shift)
 
 
 def build_run_data(cfg: RunConfig) -> RunData:
@@ -127,7 +118,7 @@ def build_run_data(cfg: RunConfig) -> RunData:
         train_eval = build_batches(cfg, "train", train=False)
     test = build_batches(cfg, "test", train=False)
     return RunData(train=train, train_eval=train_eval, test=test,
-                   num_classes=dataset_info(cfg.data.name).num_classes)
+                   num_classes=get_dataset(cfg.data.name).num_classes)
 
 
 def train_subset(cfg: RunConfig, data: RunData) -> Batches | None:

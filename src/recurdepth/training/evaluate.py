@@ -11,26 +11,20 @@ import contextlib
 from collections.abc import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recurdepth.errors import ConfigError
+from recurdepth.training.tasks import TASKS, Task, wall_mask
 
 
-def wall_mask(x: Tensor) -> Tensor:
-    """True on the non-wall pixels of maze inputs (N,3,H,W): any channel above 0."""
-    return x.amax(dim=1) > 0
+def _task(is_maze: bool) -> Task:
+    return TASKS["maze" if is_maze else "classification"]
 
 
 def loss_and_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> tuple[Tensor, Tensor]:
     """Mean loss of a batch and its number of correct samples (both 0-d tensors, no sync)."""
-    if not is_maze:
-        loss = F.cross_entropy(logits.float(), y)
-        return loss, (logits.argmax(1) == y).sum()
-    mask = wall_mask(x)
-    per_pixel = F.cross_entropy(logits.float(), y, reduction="none")
-    loss = (per_pixel * mask).sum() / mask.sum().clamp_min(1)
-    return loss, maze_correct(logits, y, mask).sum()
+    task = _task(is_maze)
+    return task.loss(logits, y, x), task.correct(logits, y, x).sum()
 
 
 def maze_correct(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
@@ -41,9 +35,7 @@ def maze_correct(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
 
 def count_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> Tensor:
     """Number of correct samples in a batch (0-d tensor)."""
-    if is_maze:
-        return maze_correct(logits, y, wall_mask(x)).sum()
-    return (logits.argmax(1) == y).sum()
+    return _task(is_maze).correct(logits, y, x).sum()
 
 
 def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContextManager:

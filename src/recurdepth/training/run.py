@@ -1,6 +1,6 @@
 """One run end to end: config in, self-describing run folder out (DESIGN: "train one run").
 
-A run folder holds ``config.yaml`` (resolved), ``env.json`` (versions, device, git commit),
+A run folder holds ``config.yaml`` (the requested config and the resolved one), ``env.json`` (versions, device, git commit),
 ``status.json`` (running / completed / diverged; failed or interrupted with a message), ``metrics.jsonl`` (one line per epoch),
 ``checkpoint_last.pt`` (written atomically after every epoch) and ``result.json``. Calling
 :func:`train_run` again on the same folder resumes from the checkpoint with model, optimizer,
@@ -29,10 +29,18 @@ from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
 from recurdepth.errors import ConfigError, DataError
-from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text, read_yaml
+from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text
 from recurdepth.models import build_model
 from recurdepth.training.checkpoint import load_checkpoint, save_checkpoint
-from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on
+from recurdepth.training.config import (
+    RunConfig,
+    protocol_dict,
+    read_resolved,
+    resolve,
+    resolve_on,
+    run_config_yaml,
+    stored_identity,
+)
 from recurdepth.training.data import build_batches, build_run_data, train_subset
 from recurdepth.training.evaluate import accuracy, accuracy_per_iteration, usable_iters
 from recurdepth.training.loop import train_epoch
@@ -49,8 +57,8 @@ CHECKPOINT_FORMAT = 1
 
 def make_model(cfg: RunConfig) -> nn.Module:
     """Build the (untrained) model a resolved config describes."""
-    options = {"dilation": cfg.model.dilation} if cfg.model.dilation is not None else {}
-    return build_model(cfg.model.family, cfg.model.mode, iters=cfg.model.iters, width=cfg.model.width, dataset=cfg.data.name, **options)
+    return build_model(cfg.model.family, cfg.model.mode, iters=cfg.model.iters,
+                       width=cfg.model.width, dataset=cfg.data.name, **cfg.model.options)
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -112,7 +120,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _read_config(path: Path) -> RunConfig:
-    return RunConfig.from_dict(read_yaml(path, what="run config", error=DataError))
+    return read_resolved(path, error=DataError)
 
 
 def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
@@ -120,7 +128,7 @@ def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
     path = run_dir / CONFIG_FILE
     if not path.exists():
         return
-    old = protocol_dict(_read_config(path))
+    old = stored_identity(_read_config(path).to_dict())
     new = protocol_dict(cfg)
     diff = [f"{k}: {old.get(k)!r} in the folder, {new.get(k)!r} now"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
@@ -179,6 +187,7 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
     run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, run_config_yaml(config, cfg))
     try:
         return _train(cfg, run_dir, progress=progress and cfg.runtime.progress)
     except KeyboardInterrupt:
@@ -190,7 +199,6 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
 
 
 def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
-    atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     device = torch.device(cfg.runtime.device)
     _configure_backend(cfg)
 
@@ -204,7 +212,8 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
     ckpt_path = run_dir / CHECKPOINT_FILE
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("protocol") != protocol_dict(cfg):
+        if (state.get("format") != CHECKPOINT_FORMAT
+                or stored_identity(state.get("protocol") or {}) != protocol_dict(cfg)):
             raise ConfigError(f"checkpoint {ckpt_path} belongs to another config or format; use "
                               f"another run folder or delete this one to start over")
         model.load_state_dict(state["model"])

@@ -360,3 +360,14 @@ def dataset_manifest(folder: str | os.PathLike) -> dict | None:
     folder = Path(folder)
     return _read_manifest(folder) if (folder / MANIFEST).exists() else None
 
+
+
+def load_tensors(name: str, root: str | os.PathLike, split: str, *, size: int | None = None,
+                 limit: int | None = None, download: bool = False) -> tuple[Any, Any]:
+    """The data-set registry's loader for mazes: uint8 inputs (N,3,H,W) and int64 solutions."""
+    import torch
+
+    if size is None:
+        raise ConfigError("maze data sets need a maze size (data.maze_size)")
+    ms = load_maze_split(root, size, split, limit=limit)
+    return torch.from_numpy(ms.inputs), torch.from_numpy(ms.solutions).long()

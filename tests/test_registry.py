@@ -1,0 +1,135 @@
+"""Adding a data set and a model family from outside the package: registries only, no edits."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from recurdepth.data.registry import DatasetSpec, get_dataset, list_datasets, register_dataset
+from recurdepth.errors import ConfigError
+from recurdepth.models.blocks import LinearUnit
+from recurdepth.models.registry import build_model, register_family
+from recurdepth.models.unrolled import UnrolledNet
+from recurdepth.training.config import RunConfig, apply_overrides, resolve
+from recurdepth.training.run import train_run
+from recurdepth.training.tasks import get_task, task_of
+
+CLASSES, SIDE = 3, 6
+
+
+def toy_loader(name, root, split, *, size=None, limit=None, download=False):
+    """Class k images are filled with 40 + 80·k plus noise: learnable in a few steps."""
+    g = torch.Generator().manual_seed(0 if split == "train" else 1)
+    n = 60 if split == "train" else 30
+    labels = torch.arange(n) % CLASSES
+    noise = torch.randint(0, 20, (n, 1, SIDE, SIDE), generator=g)
+    images = (40 + 80 * labels.view(-1, 1, 1, 1) + noise).to(torch.uint8)
+    return images[:limit], labels[:limit]
+
+
+register_dataset(DatasetSpec("toy_levels", 1, SIDE, CLASSES, "classification", toy_loader, 12,
+                             mean=(0.5,), std=(0.25,), hflip=True))
+
+
+@register_family("toy_mlp", description="test family: MLP whose width is scaled by an option",
+                 datasets=("toy_levels",), depth_base=2, depth_per_iter=1,
+                 default_width={"toy_levels": 4}, paper_depths=(3, 4), options={"scale": 1})
+def build_toy(mode: str, iters: int, width: int, dataset: str, scale: int = 1) -> UnrolledNet:
+    info = get_dataset(dataset)
+    w = width * scale
+    stem = nn.Sequential(nn.Flatten(), nn.Linear(info.in_channels * info.image_size**2, w),
+                         nn.ReLU())
+    return UnrolledNet(family="toy_mlp", mode=mode, dataset=dataset, iters=iters, stem=stem,
+                       make_unit=lambda slots: LinearUnit(w), head=nn.Linear(w, info.num_classes))
+
+
+def toy_config(tmp_path, *over: str) -> RunConfig:
+    return apply_overrides(RunConfig(), [
+        "model.family=toy_mlp", "model.iters=1", "data.name=toy_levels", f"data.root={tmp_path}",
+        "train.epochs=3", "optim.warmup_epochs=0", "runtime.device=cpu",
+        "runtime.progress=false", *over])
+
+
+def test_a_data_set_and_a_family_option_added_through_the_registries_train(tmp_path):
+    assert "toy_levels" in list_datasets()
+    cfg = resolve(toy_config(tmp_path, "model.options.scale=2"))
+    # Every default comes from the record: batch size, augmentation, task.
+    assert (cfg.train.batch_size, cfg.data.hflip, cfg.data.crop_padding) == (12, True, 0)
+    assert cfg.model.options == {"scale": 2} and not cfg.is_maze
+    assert task_of("toy_levels") is get_task("classification")
+    result = train_run(toy_config(tmp_path, "model.options.scale=2"), tmp_path / "run")
+    # Linear(36→8) + Linear(8→8) + Linear(8→3): the option doubled the width 4.
+    assert result["parameters"] == (36 * 8 + 8) + (8 * 8 + 8) + (8 * 3 + 3)
+    assert result["status"] == "completed" and result["test_acc"] > 50.0
+    plain = build_model("toy_mlp", "recurrent", iters=1, dataset="toy_levels")
+    assert plain.num_parameters == (36 * 4 + 4) + (4 * 4 + 4) + (4 * 3 + 3)
+
+
+def test_family_options_are_checked_with_the_valid_names(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) depth .*valid options: scale"):
+        resolve(toy_config(tmp_path, "model.options.depth=2"))
+    with pytest.raises(ConfigError, match="valid options: none"):
+        resolve(apply_overrides(RunConfig(), ["model.iters=1", "model.options.scale=2",
+                                              "runtime.device=cpu"]))
+    with pytest.raises(ConfigError, match="data set .*toy_levels"):
+        get_dataset("no_such_set")
+
+
+def test_dilation_key_and_option_are_the_same_model():
+    old = resolve(apply_overrides(RunConfig(), ["model.family=maze_dilated", "model.iters=2",
+                                                "model.dilation=3", "runtime.device=cpu"]))
+    new = resolve(apply_overrides(RunConfig(), ["model.family=maze_dilated", "model.iters=2",
+                                                "model.options.dilation=3", "runtime.device=cpu"]))
+    assert old.model.options == new.model.options == {"dilation": 3} and old.name == new.name
+
+
+def _module_imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Package modules imported at module level by ``path`` (lazy imports in functions excluded)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in tree.body:  # module level only: imports inside functions run later, no cycle
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("recurdepth"):
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                # `from pkg import submodule` needs the submodule, not the package's names.
+                found.add(sub if sub in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("recurdepth"))
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    """The graph of module-level imports inside the package has no cycle."""
+    import recurdepth
+
+    package = Path(recurdepth.__file__).parent
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {m: {i for i in _module_imports(p, modules) if i in modules and i != m}
+             for m, p in modules.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycle = stack[stack.index(n):] + [n]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert len(modules) > 50
