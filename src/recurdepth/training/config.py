@@ -93,6 +93,7 @@ class RuntimeConfig:
     cudnn_benchmark: bool | str = AUTO
     progress: bool = True
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    sync_bn: bool = False  # several processes: synchronise BatchNorm statistics (CUDA only)
 
 
 @dataclass
@@ -341,26 +342,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.model.dilation is not None and "dilation" not in spec.options:
         raise ConfigError(f"model.dilation is only for families with a dilation option "
                           f"(maze_dilated), not {r.model.family!r}")
-    if spec.unrolled:
-        if r.model.iters is None and r.model.effective_depth is None:
-            raise ConfigError(f"set model.effective_depth or model.iters for family "
-                              f"{r.model.family!r}; paper depths: "
-                              f"{', '.join(map(str, spec.paper_depths))}")
-        iters = spec.iters_for(r.model.effective_depth) if r.model.iters is None else r.model.iters
-        if r.model.effective_depth is not None and spec.iters_for(r.model.effective_depth) != iters:
-            raise ConfigError(f"model.effective_depth={r.model.effective_depth} and "
-                              f"model.iters={r.model.iters} disagree: give only one")
-        if iters < 1:
-            raise ConfigError(f"model.iters must be >= 1, got {iters}")
-        r.model.iters, r.model.effective_depth = iters, spec.depth_for(iters)
-    else:
-        if r.model.iters is not None:
-            raise ConfigError(f"family {r.model.family!r} has a fixed depth: leave model.iters unset")
-        r.model.effective_depth = spec.fixed_depth
-    if r.model.width is None:
-        r.model.width = spec.default_width[r.data.name]
-    if r.model.dilation is None and "dilation" in spec.options:
-        r.model.dilation = spec.options["dilation"]
+    _resolve_model(r, spec)
 
     if r.is_maze:
         if r.data.maze_size < 3 or r.data.maze_size % 2 == 0:
@@ -398,6 +380,37 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.train.eval_iters is not None and r.train.eval_iters < 1:
         raise ConfigError(f"train.eval_iters must be >= 1, got {r.train.eval_iters}")
 
+    _resolve_runtime(r)
+    r.name = cfg.run_name()
+    return r
+
+
+def _resolve_model(r: RunConfig, spec: Any) -> None:
+    """Fill the model's iterations, effective depth, width and options (in place)."""
+    if spec.unrolled:
+        if r.model.iters is None and r.model.effective_depth is None:
+            raise ConfigError(f"set model.effective_depth or model.iters for family "
+                              f"{r.model.family!r}; paper depths: "
+                              f"{', '.join(map(str, spec.paper_depths))}")
+        iters = spec.iters_for(r.model.effective_depth) if r.model.iters is None else r.model.iters
+        if r.model.effective_depth is not None and spec.iters_for(r.model.effective_depth) != iters:
+            raise ConfigError(f"model.effective_depth={r.model.effective_depth} and "
+                              f"model.iters={r.model.iters} disagree: give only one")
+        if iters < 1:
+            raise ConfigError(f"model.iters must be >= 1, got {iters}")
+        r.model.iters, r.model.effective_depth = iters, spec.depth_for(iters)
+    else:
+        if r.model.iters is not None:
+            raise ConfigError(f"family {r.model.family!r} has a fixed depth: leave model.iters unset")
+        r.model.effective_depth = spec.fixed_depth
+    if r.model.width is None:
+        r.model.width = spec.default_width[r.data.name]
+    if r.model.dilation is None and "dilation" in spec.options:
+        r.model.dilation = spec.options["dilation"]
+
+
+def _resolve_runtime(r: RunConfig) -> None:
+    """Fill the device and the speed options from the device (in place)."""
     device = resolve_device(r.runtime.device)
     on_cuda = device.startswith("cuda")
     r.runtime.device = device
@@ -410,8 +423,6 @@ def resolve(cfg: RunConfig) -> RunConfig:
     r.runtime.compile = _auto_flag(r.runtime.compile, "runtime.compile", on_cuda)
     r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
                                            on_cuda)
-    r.name = cfg.run_name()
-    return r
 
 
 # Keys that may change between an interrupted run and its resumption without changing the result.

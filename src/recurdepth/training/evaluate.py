@@ -37,6 +37,16 @@ def loss_and_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> 
     return loss, maze_correct(logits, y, mask).sum()
 
 
+def loss_terms(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Summed loss, its normaliser (samples, or non-wall pixels for mazes) and the correct count."""
+    per = F.cross_entropy(logits.float(), y, reduction="none")
+    if not is_maze:
+        return per.sum(), torch.tensor(float(len(y)), device=per.device), (logits.argmax(1) == y).sum()
+    mask = wall_mask(x)
+    return ((per * mask).sum(), mask.sum().to(per.dtype),
+            maze_correct(logits, y, mask).sum())
+
+
 def maze_correct(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     """Bool (N,): the prediction equals the target on every non-wall pixel of the maze."""
     ok = (logits.argmax(1) == y) | ~mask
@@ -144,5 +154,5 @@ def evaluate(model: nn.Module, cfg: RunConfig, batches: Iterable[tuple[Tensor, T
     return {"acc": per[min(n, trained) - 1], "acc_per_iter": per, "note": note}
 
 
-__all__ = ["accuracy", "evaluate", "accuracy_per_iteration", "autocast", "count_correct", "loss_and_correct", "prepare_input",
+__all__ = ["accuracy", "evaluate", "accuracy_per_iteration", "autocast", "count_correct", "loss_and_correct", "loss_terms", "prepare_input",
            "maze_correct", "usable_iters", "wall_mask"]

@@ -26,6 +26,8 @@ from recurdepth.models import build_model
 from recurdepth.training import rundir
 from recurdepth.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on
+from recurdepth.training.distributed import (Dist, check_world_size, init_distributed,
+                                             world_size_from_env, wrap_model)
 from recurdepth.training.data import RunData, build_batches, build_run_data
 from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
@@ -70,34 +72,64 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
     """
     cfg = resolve(config)
     run_dir = Path(run_dir)
+    dist = _join_processes(cfg)
     check_compatible(run_dir, cfg)
     previous = rundir.read_result(run_dir)
     if previous is not None and (previous.get("status") == "diverged"
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(cfg, run_dir, progress=progress and cfg.runtime.progress)
+        return _train(cfg, run_dir, dist, progress=progress and cfg.runtime.progress and dist.is_main)
     except KeyboardInterrupt:
-        rundir.write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
+        if dist.is_main:
+            rundir.write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
         raise
     except Exception as e:
-        rundir.write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
+        if dist.is_main:
+            rundir.write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
         raise
 
 
-def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
+def _join_processes(cfg: RunConfig) -> Dist:
+    """This process's place in a torchrun run (checked before joining); one process otherwise."""
+    world = world_size_from_env()
+    check_world_size(world, cfg.train.batch_size)
+    on_cuda = cfg.runtime.device.startswith("cuda")
+    if world > 1 and cfg.runtime.sync_bn and not on_cuda:
+        raise ConfigError("runtime.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm runs "
+                          "on GPUs only); leave it false on CPU: BatchNorm statistics per process")
+    dist = init_distributed(cfg.runtime.device)
+    if dist.enabled and on_cuda:
+        cfg.runtime.device = f"cuda:{dist.local_rank}"
+    return dist
+
+
+def _train(cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool) -> dict[str, Any]:
     state = _setup(cfg)
     _resume(state, cfg, run_dir)
-    _open_folder(cfg, run_dir, state.epoch)
-    data = build_run_data(cfg)
-    train_model = torch.compile(state.model) if cfg.runtime.compile else state.model
+    if dist.is_main:
+        _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
+    data = build_run_data(cfg, dist)
+    train_model = wrap_model(state.model, dist, device=cfg.runtime.device,
+                             sync_bn=bool(cfg.runtime.sync_bn))
+    if cfg.runtime.compile:
+        train_model = torch.compile(train_model)
     for epoch in range(state.epoch, cfg.train.epochs):
-        stats = _train_epoch(state, train_model, cfg, data, epoch, progress)
+        stats = _train_epoch(state, train_model, cfg, data, epoch, progress, dist)
         if not stats.finite:
-            return _diverged(run_dir, cfg, state.model, epoch, stats.loss)
-        _end_epoch(state, cfg, run_dir, data, epoch, stats, progress)
-    return _finish(state, cfg, run_dir, data, progress)
+            return _diverged(run_dir, cfg, state.model, epoch, stats.loss, write=dist.is_main)
+        _end_epoch(state, epoch, stats)
+        if dist.is_main:
+            _record_epoch(state, cfg, run_dir, data, stats, progress)
+        dist.barrier()
+    if not dist.is_main:
+        dist.barrier()  # process 0 evaluates and writes the result
+        return rundir.read_result(run_dir) or {}
+    result = _finish(state, cfg, run_dir, data, progress)
+    dist.barrier()
+    return result
 
 
 def _setup(cfg: RunConfig) -> RunState:
@@ -149,7 +181,7 @@ def _open_folder(cfg: RunConfig, run_dir: Path, start_epoch: int, **env: Any) ->
 
 
 def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: RunData,
-                 epoch: int, progress: bool) -> EpochStats:
+                 epoch: int, progress: bool, dist: Dist) -> EpochStats:
     """One epoch at its scheduled learning rate, with its (seed, epoch) data and randomness."""
     state.lr_factor = set_epoch_lr(state.optimizer, epoch, cfg.optim)
     data.train.set_epoch(epoch)
@@ -158,15 +190,20 @@ def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: 
                        amp=cfg.runtime.amp, scaler=state.scaler,
                        clip_grad_norm=cfg.optim.clip_grad_norm,
                        channels_last=bool(cfg.runtime.channels_last), progress=progress,
-                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}")
+                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}", dist=dist)
 
 
-def _end_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData, epoch: int,
-               stats: EpochStats, progress: bool) -> None:
-    """Metrics line, test accuracy when due, last (and best) checkpoint, status."""
+def _end_epoch(state: RunState, epoch: int, stats: EpochStats) -> None:
+    """Count the finished epoch in the run's state."""
     state.epoch = epoch + 1
     state.train_seconds += stats.seconds
     state.samples_seen += stats.samples
+
+
+def _record_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData,
+                  stats: EpochStats, progress: bool) -> None:
+    """Metrics line, test accuracy when due, last (and best) checkpoint, status."""
+    epoch = state.epoch - 1
     line: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
                             "train_acc_augmented": stats.running_acc,
                             "lr": state.optimizer.param_groups[0]["lr"],
@@ -249,7 +286,8 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
     return out
 
 
-def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss: float) -> dict[str, Any]:
+def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss: float, *,
+              write: bool = True) -> dict[str, Any]:
     message = (f"loss became {loss} in epoch {epoch + 1}: training stopped (try a lower "
                f"optim.lr or optim.clip_grad_norm); the last checkpoint holds epoch {epoch}")
     result = {"status": "diverged", "message": message, "epoch": epoch + 1,
@@ -258,6 +296,8 @@ def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss:
               "parameters": int(sum(p.numel() for p in model.parameters())),
               "effective_depth": cfg.model.effective_depth, "iters": cfg.model.iters,
               "seconds": None, "images_per_s": None}
+    if not write:
+        return result
     rundir.write_result(run_dir, result)
     rundir.write_status(run_dir, "diverged", epoch=epoch + 1, epochs=cfg.train.epochs, message=message)
     return result
