@@ -95,12 +95,30 @@ def init_distributed(device: str) -> Dist:
     import torch.distributed as tdist
 
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    _exit_with_launcher()
     on_cuda = device.startswith("cuda")
     if on_cuda:
         torch.cuda.set_device(local_rank)
     if not tdist.is_initialized():
         tdist.init_process_group("nccl" if on_cuda else "gloo", timeout=BARRIER_TIMEOUT)
     return Dist(rank=rank, world_size=world, local_rank=local_rank)
+
+
+def _exit_with_launcher() -> None:
+    """Exit when torchrun dies: its workers run in their own sessions, so a SIGKILL to the
+    launcher's process group would otherwise leave them training (and writing) alone."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-torchrun").start()
 
 
 def shutdown_distributed() -> None:
