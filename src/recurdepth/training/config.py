@@ -364,6 +364,15 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.data.eval_maze_size is not None and not r.is_maze:
         raise ConfigError("data.eval_maze_size is only for maze runs")
 
+    _resolve_training(r)
+
+    _resolve_runtime(r)
+    r.name = cfg.run_name()
+    return r
+
+
+def _resolve_training(r: RunConfig) -> None:
+    """Validate the optimiser and schedule; fill batch sizes and the recurrent lr rule (in place)."""
     if r.optim.recur_lr_divide is None:
         r.optim.recur_lr_divide = r.is_maze
     for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
@@ -379,10 +388,6 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
     if r.train.eval_iters is not None and r.train.eval_iters < 1:
         raise ConfigError(f"train.eval_iters must be >= 1, got {r.train.eval_iters}")
-
-    _resolve_runtime(r)
-    r.name = cfg.run_name()
-    return r
 
 
 def _resolve_model(r: RunConfig, spec: Any) -> None:
