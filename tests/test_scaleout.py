@@ -166,7 +166,7 @@ def test_slurm_run_requeues_itself_with_the_same_call():
 # ---------------------------------------------------------------- SLURM via submitit (local)
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_slurm_sweep_through_submitit_kill_resume_and_rerun(experiment_file, tmp_path):
     out = tmp_path / "out"
     args = ["sweep", str(experiment_file), "--out", str(out), "--data-root",
@@ -177,7 +177,7 @@ def test_slurm_sweep_through_submitit_kill_resume_and_rerun(experiment_file, tmp
     proc = subprocess.Popen([sys.executable, "-c", launcher], env=_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + 800
         while time.monotonic() < deadline and not _some_run_mid_way(out):
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(0.05)
@@ -224,7 +224,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_ray_sweep_against_an_external_head_matches_the_local_executor(experiment_file, tmp_path):
     pytest.importorskip("ray")
     ray_bin = Path(sys.executable).with_name("ray")
