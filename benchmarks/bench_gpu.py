@@ -141,7 +141,7 @@ def agreement(case: Case, width: int, n: int, steps: int, device: torch.device) 
         step = step_fn(model, opt, precision, device)
         for i in range(steps):
             loss = step(*batch(case, n, device, seed=i % 4))
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses[0], losses[1]
 
 
