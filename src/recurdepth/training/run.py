@@ -28,11 +28,11 @@ from recurdepth.training.checkpoint import load_checkpoint, rng_state, save_chec
 from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on
 from recurdepth.training.distributed import (Dist, check_world_size, init_distributed,
                                              world_size_from_env, wrap_model)
-from recurdepth.training.data import RunData, build_batches, build_run_data
+from recurdepth.training.data import Batches, RunData, build_batches, build_run_data, train_subset
 from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
 from recurdepth.training.optim import build_optimizer, set_epoch_lr
-from recurdepth.training.rundir import check_compatible, environment, read_status
+from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
 
 CHECKPOINT_FORMAT = 1
 
@@ -112,6 +112,7 @@ def _train(cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool) -> dict
     if dist.is_main:
         _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
     data = build_run_data(cfg, dist)
+    train_curve = train_subset(cfg, data) if dist.is_main else None
     train_model = wrap_model(state.model, dist, device=cfg.runtime.device,
                              sync_bn=bool(cfg.runtime.sync_bn))
     if cfg.runtime.compile:
@@ -122,7 +123,7 @@ def _train(cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool) -> dict
             return _diverged(run_dir, cfg, state.model, epoch, stats.loss, write=dist.is_main)
         _end_epoch(state, epoch, stats)
         if dist.is_main:
-            _record_epoch(state, cfg, run_dir, data, stats, progress)
+            _record_epoch(state, cfg, run_dir, data, train_curve, stats, progress)
         dist.barrier()
     if not dist.is_main:
         dist.barrier()  # process 0 evaluates and writes the result
@@ -201,7 +202,7 @@ def _end_epoch(state: RunState, epoch: int, stats: EpochStats) -> None:
 
 
 def _record_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData,
-                  stats: EpochStats, progress: bool) -> None:
+                  train_curve: Batches | None, stats: EpochStats, progress: bool) -> None:
     """Metrics line, test accuracy when due, last (and best) checkpoint, status."""
     epoch = state.epoch - 1
     line: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
@@ -210,8 +211,11 @@ def _record_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData,
                             "lr_factor": state.lr_factor,
                             "images_per_s": stats.images_per_s, "seconds": stats.seconds}
     every = cfg.train.eval_every
-    if every and (epoch + 1) % every == 0 and epoch + 1 < cfg.train.epochs:
+    if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.train.epochs):
+        # Learning curves: test accuracy and un-augmented accuracy on a fixed train subset.
         line["test_acc"] = evaluate(state.model, cfg, data.test, per_iter=False)["acc"]
+        if train_curve is not None:
+            line["train_acc"] = evaluate(state.model, cfg, train_curve, per_iter=False)["acc"]
     rundir.append_metrics(run_dir, line)
     _save_best(state, cfg, run_dir, line.get("test_acc"))
     save_checkpoint(run_dir / rundir.CHECKPOINT_FILE, {
@@ -249,6 +253,7 @@ def _finish(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData, progr
         "images_per_s": state.samples_seen / max(state.train_seconds, 1e-9),
         "device": cfg.runtime.device,
     })
+    result["curve"] = rundir.read_curve(run_dir)
     _save_best(state, cfg, run_dir, result["test_acc"])
     rundir.write_result(run_dir, result)
     rundir.write_status(run_dir, "completed", epoch=cfg.train.epochs, epochs=cfg.train.epochs)
@@ -298,6 +303,7 @@ def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss:
               "seconds": None, "images_per_s": None}
     if not write:
         return result
+    result["curve"] = rundir.read_curve(run_dir)
     rundir.write_result(run_dir, result)
     rundir.write_status(run_dir, "diverged", epoch=epoch + 1, epochs=cfg.train.epochs, message=message)
     return result
@@ -365,4 +371,4 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
 
 
 __all__ = ["LoadedRun", "RunState", "check_compatible", "environment", "evaluate_run",
-           "evaluate_saved", "load_run", "make_model", "read_status", "train_run"]
+           "evaluate_saved", "load_run", "make_model", "read_curve", "read_status", "train_run"]

@@ -88,6 +88,22 @@ def append_metrics(run_dir: Path, line: dict[str, Any]) -> None:
     append_jsonl(run_dir / METRICS_FILE, line)
 
 
+def read_curve(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The run's learning curve from ``metrics.jsonl``: epoch, train_acc, test_acc per evaluation."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    curve = []
+    for ln in path.read_text(encoding="utf-8").splitlines():
+        try:
+            m = json.loads(ln)
+        except json.JSONDecodeError:
+            continue
+        if "test_acc" in m or "train_acc" in m:
+            curve.append({k: m[k] for k in ("epoch", "train_acc", "test_acc") if k in m})
+    return curve
+
+
 def keep_metrics_before(run_dir: Path, epoch: int) -> None:
     """Drop metric lines of epochs the checkpoint does not cover (written just before a crash)."""
     path = run_dir / METRICS_FILE
@@ -148,5 +164,5 @@ def _git_commit() -> str | None:
 
 __all__ = ["BEST_CHECKPOINT_FILE", "CHECKPOINT_FILE", "CONFIG_FILE", "ENV_FILE", "METRICS_FILE",
            "RESULT_FILE", "STATUS_FILE", "append_metrics", "check_compatible", "environment",
-           "keep_metrics_before", "read_config", "read_result", "read_status", "write_config",
+           "keep_metrics_before", "read_config", "read_curve", "read_result", "read_status", "write_config",
            "write_environment", "write_result", "write_status"]
