@@ -194,10 +194,10 @@ def test_slurm_sweep_through_submitit_kill_resume_and_rerun(experiment_file, tmp
     for d in (out / "runs").iterdir():
         lines = (d / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(ln)["epoch"] for ln in lines] == [1, 2, 3]
-    before = {n: (r.status, r.test_acc) for n, r in recs.items()}
+    before = {n: (r.status, (r.result or {}).get("test_acc")) for n, r in recs.items()}
     logs = sorted(p.name for p in (out / "slurm").iterdir())
     assert main(args) == 0  # rerun: nothing submitted, nothing changed
-    assert {n: (r.status, r.test_acc) for n, r in _records(db_path_for(out)).items()} == before
+    assert {n: (r.status, (r.result or {}).get("test_acc")) for n, r in _records(db_path_for(out)).items()} == before
     assert sorted(p.name for p in (out / "slurm").iterdir()) == logs
 
 
