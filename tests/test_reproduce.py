@@ -52,6 +52,25 @@ def test_default_folders_and_base_seed():
     assert seeded.prepare["mazes"]["seed"] == 100 and quick.prepare["mazes"]["seed"] == 0
 
 
+def test_full_variant_trains_the_deeper_solvers_twice_as_long():
+    default = {(r.config.model.mode, r.effective_depth, r.config.seed): r.config
+               for r in load_experiment("reproduce").runs()}
+    full = {(r.config.model.mode, r.effective_depth, r.config.seed): r.config
+            for r in load_experiment("reproduce_full").runs()}
+    assert full.keys() == default.keys() and len(full) == 18
+    assert default_out(load_experiment("reproduce_full"), "reproduce_full", None, 0) == Path(
+        "reproduce/reproduce_full")
+    for key, cfg in full.items():
+        short = default[key]
+        if key[1] == 8:  # one iteration: plateaus early in both variants
+            assert (cfg.train.epochs, cfg.optim.milestones) == (15, [10])
+        else:
+            assert cfg.train.epochs == 2 * short.train.epochs == 60
+            assert cfg.optim.milestones == [45]
+        same = lambda c: (c.model, c.data.maze_size, c.data.train_limit, c.optim.lr, c.seed)
+        assert same(cfg) == same(short)
+
+
 def test_bad_seed_and_unknown_preset_are_one_line_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "--seed", "abc"]) == 2

@@ -26,25 +26,30 @@ from recurdepth.experiments.sweep import run_sweep
 
 DEFAULT_PRESET = "reproduce"
 QUICK_PRESET = "quick"
+FULL_PRESET = "reproduce_full"
 OUT_ROOT = Path("reproduce")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="reproduce the paper's central claim end to end (default: ~25 min on a 2-core CPU)",
+        help="reproduce the paper's central claim end to end (default: ~27 min on a 2-core CPU)",
         description="Generate small mazes, train recurrent and feed-forward maze solvers at "
         "several effective depths, and write the report: the verdict on the paper's claim "
         "(per depth, recurrent minus feed-forward accuracy with a 95% confidence interval, the "
         "parameter ratio, convergence of every run; also printed here), accuracy vs effective "
         "depth with parameter counts, learning curves, accuracy vs test-time iterations up to "
-        "twice the trained count, and the tables. The default finishes within 30 minutes on a 2-core CPU; --quick is a smoke "
+        "twice the trained count, and the tables. The default finishes within 30 minutes on a 2-core "
+        "CPU; --full trains the deeper solvers twice as long (about an hour); --quick is a smoke "
         "version of a few minutes; --preset NAME runs a paper experiment at the authors' scale "
         f"(presets: {', '.join(list_presets())}). Rerunning continues where it stopped.",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true",
                        help=f"smoke version (preset {QUICK_PRESET!r}, a few minutes)")
+    which.add_argument("--full", action="store_true",
+                       help=f"the longer variant (preset {FULL_PRESET!r}: 60 epochs at depths 12 "
+                            "and 16, about an hour on a 2-core CPU)")
     which.add_argument("--preset", default=None, metavar="NAME",
                        help="run this preset (or experiment YAML) instead of the CPU-sized default")
     p.add_argument("--seed", default=None, metavar="N",
@@ -52,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "are generated with seed N (default: the preset's, 0); a non-default "
                         "seed writes to its own folder, e.g. reproduce/seed-100")
     add_experiment_options(p, out_default="reproduce/ for the default job, reproduce/<preset> "
-                                          "for --quick or --preset, plus /seed-N for --seed N",
+                                          "for --quick, --full or --preset, plus /seed-N for --seed N",
                            data_default="<out>/data for the CPU-sized runs, the preset's "
                                         "data.root with --preset")
     p.set_defaults(func=run)
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from recurdepth.report import write_report
     from recurdepth.report.tables import depth_table
 
-    name = args.preset or (QUICK_PRESET if args.quick else DEFAULT_PRESET)
+    name = args.preset or (QUICK_PRESET if args.quick else FULL_PRESET if args.full
+                           else DEFAULT_PRESET)
     seed = parse_seed(args.seed)
     experiment = load_experiment(name)
     own_seed = experiment.base.get("seed", 0)

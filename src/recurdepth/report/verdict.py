@@ -8,9 +8,13 @@ Rules (the whole verdict follows from them; nothing is written by hand):
   freedom). Otherwise the interval is Welch's t-interval for the difference of the two means
   (Welch-Satterthwaite degrees of freedom). With fewer than two trials on a side there is no
   interval and the depth stays undecided.
-* **Classification.** The 95% interval contains 0 → "within"; it lies below 0 → "recurrent
-  behind"; above 0 → "recurrent ahead".
-* **Overall.** The claim holds at a depth when the recurrent model is within or ahead.
+* **Classification.** The 95% interval lies below 0 → "recurrent behind"; above 0 → "recurrent
+  ahead"; it contains 0 and its half-width is at most ``MARGIN`` points → "within"; it contains
+  0 but is wider → "inconclusive" (the trials disagree too much to tell a match from a gap of
+  more than ``MARGIN`` points, so no claim is made either way).
+* **Overall.** The claim holds at a depth when the recurrent model is within or ahead; it fails
+  where the recurrent model is behind; inconclusive depths are listed as such. A depth where
+  both models run one iteration compares a network with itself and is no test of the claim.
 * **Convergence** (per run, from its own learning curve): converged when its final un-augmented
   train accuracy is at least 95%, or when it gained less than 1 point over the last quarter of
   its epochs; otherwise flagged as still learning.
@@ -25,14 +29,16 @@ from dataclasses import dataclass, field
 from recurdepth.report.results import GroupStat, RunCurve, panels
 
 CONFIDENCE = 0.95
+MARGIN = 5.0  # points: a wider interval around 0 cannot tell "about the same" from a real gap
 CONVERGED_TRAIN_ACC = 95.0  # percent
 CONVERGED_GAIN = 1.0  # points of train accuracy over the last quarter of the epochs
 
 PAPER_CLAIM = ("The paper's claim: a recurrent network reaches about the accuracy of a "
                "feed-forward network of the same effective depth, with far fewer parameters.")
 RULE = ("Rule: recurrent minus feed-forward test accuracy with a 95% t-interval over trials "
-        "(paired by seed when both modes ran the same seeds, else Welch); the interval contains "
-        "0 → within, below 0 → behind, above 0 → ahead. A run counts as converged when its "
+        "(paired by seed when both modes ran the same seeds, else Welch); below 0 → behind, "
+        "above 0 → ahead, containing 0 → within if its half-width is ≤ 5 points, else "
+        "inconclusive. A run counts as converged when its "
         "final train accuracy is ≥ 95% or it gained < 1 point over its last quarter of epochs.")
 
 
@@ -117,11 +123,11 @@ def compare(recurrent: GroupStat, feedforward: GroupStat) -> Difference | None:
 
 
 def classify(diff: Difference) -> str:
-    """"within", "behind", "ahead" (of the feed-forward model) or "undecided" (no interval)."""
+    """"within", "behind", "ahead", "inconclusive" (interval too wide) or "undecided" (none)."""
     if diff.half_width is None:
         return "undecided"
     if diff.low <= 0 <= diff.high:  # type: ignore[operator]
-        return "within"
+        return "within" if diff.half_width <= MARGIN else "inconclusive"
     return "behind" if diff.high < 0 else "ahead"  # type: ignore[operator]
 
 
@@ -134,6 +140,8 @@ def describe(diff: Difference) -> str:
     h = diff.half_width
     if outcome == "within":
         return f"within {diff.mean:+.1f} ± {h:.1f} points"
+    if outcome == "inconclusive":
+        return f"inconclusive: {diff.mean:+.1f} ± {h:.1f} points, wider than ±{MARGIN:g}"
     if outcome == "behind":
         return f"recurrent behind by {-diff.mean:.1f} ± {h:.1f} points"
     return f"recurrent ahead by {diff.mean:.1f} ± {h:.1f} points"
@@ -193,8 +201,13 @@ class DepthVerdict:
 
     @property
     def outcome(self) -> str:
-        """within / behind / ahead / undecided / missing."""
+        """within / behind / ahead / inconclusive / undecided / missing."""
         return "missing" if self.difference is None else classify(self.difference)
+
+    @property
+    def same_network(self) -> bool:
+        """True at one iteration, where the recurrent and feed-forward models coincide."""
+        return self.recurrent.iters == 1 and self.feedforward.iters == 1
 
     def line(self) -> str:
         """The one-line result of this depth."""
@@ -206,7 +219,8 @@ class DepthVerdict:
         d = self.difference
         method = ("" if d.method == "no interval" else
                   f" ({d.method}, {d.n_recurrent} vs {d.n_feedforward} trials)")
-        return f"depth {self.depth}: {describe(d)}{method}{ratio}"
+        same = "; one iteration: both modes are the same network" if self.same_network else ""
+        return f"depth {self.depth}: {describe(d)}{method}{ratio}{same}"
 
 
 @dataclass
@@ -219,14 +233,18 @@ class PanelVerdict:
 
     def overall(self) -> str:
         """The overall line: at how many depths the claim holds, and the parameter ratios."""
-        decided = [d for d in self.depths if d.outcome in ("within", "behind", "ahead")]
+        # One iteration makes the two modes the same network: no test of the claim.
+        same = [d for d in self.depths if d.same_network]
+        tested = [d for d in self.depths if not d.same_network]
+        decided = [d for d in tested if d.outcome in ("within", "behind", "ahead")]
         holds = [d for d in decided if d.outcome in ("within", "ahead")]
         behind = [d for d in decided if d.outcome == "behind"]
-        open_ = [d for d in self.depths if d not in decided]
+        unclear = [d for d in tested if d.outcome == "inconclusive"]
+        open_ = [d for d in tested if d not in decided and d not in unclear]
         ratios = [d.parameter_ratio for d in holds if d.parameter_ratio is not None]
         parts = []
         if decided and len(holds) == len(decided):
-            parts.append(f"the claim holds at {'every' if not open_ else 'each decided'} "
+            parts.append(f"the claim holds at {'every' if not (open_ or unclear) else 'each decided'} "
                          f"depth ({_depths(holds)})")
         elif holds:
             parts.append(f"the claim holds at {len(holds)} of {len(decided)} decided depths "
@@ -239,8 +257,13 @@ class PanelVerdict:
             span = f"{lo:.2f}×" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}×"
             parts.append(f"where it holds the recurrent models use {span} the feed-forward "
                          f"parameters")
+        if unclear:
+            parts.append(f"inconclusive at {_depths(unclear)} (intervals wider than "
+                         f"±{MARGIN:g} points)")
         if open_:
             parts.append(f"undecided at {_depths(open_)} (fewer than 2 trials)")
+        if same:
+            parts.append(f"depth {_depths(same)} is no test (one iteration: the same network)")
         conv = [line for _, line in self.convergence]
         if any(line.startswith("NOT") for line in conv):
             parts.append("some runs had not converged (see below), so this describes "
