@@ -45,7 +45,8 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
     run_dir = tmp_path / "run"
     result = train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint_last.pt", "config.yaml", "env.json", "metrics.jsonl", "result.json",
+        "checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "env.json", "metrics.jsonl",
+        "result.json",
         "status.json"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["resolved"]["model"]["effective_depth"] == 6
@@ -190,6 +191,38 @@ def test_bn_recurrent_eval_is_capped_with_a_note(cifar_root, tmp_path, capsys):
                  "runtime.device=cpu"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["iters"] == 10 and printed["train"]["batch_size"] == 50
+
+
+def test_best_checkpoint_beside_the_last_holds_the_best_measured_epoch(cifar_root, tmp_path):
+    from recurdepth.training.checkpoint import load_checkpoint
+
+    run_dir = tmp_path / "run"
+    result = train_run(cifar_config(cifar_root, **{"train.epochs": 3}), run_dir)
+    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    measured = [(ln["test_acc"], ln["epoch"]) for ln in lines if "test_acc" in ln]
+    measured.append((result["test_acc"], 3))
+    best_acc = max(acc for acc, _ in measured)
+    first_best_epoch = min(ep for acc, ep in measured if acc == best_acc)
+    best = load_checkpoint(run_dir / "checkpoint_best.pt")
+    assert best["test_acc"] == best_acc and best["epoch"] == first_best_epoch
+    last = load_checkpoint(run_dir / "checkpoint_last.pt")
+    assert last["epoch"] == 3 and last["best_test_acc"] == best_acc
+
+
+def test_no_function_in_training_is_over_60_lines():
+    import ast
+    from pathlib import Path
+
+    import recurdepth.training as training
+
+    long = []
+    for path in Path(training.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    long.append(f"{path.name}:{node.name} ({n} lines)")
+    assert not long, long
 
 
 def test_per_epoch_train_accuracy_is_unaugmented_on_a_fixed_subset(cifar_root, tmp_path):

@@ -19,9 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from recurdepth.cli.sweep import add_experiment_options
+from recurdepth.cli.sweep import add_experiment_options, executor_from_args
 from recurdepth.errors import ConfigError
-from recurdepth.experiments.executors import make_executor
 from recurdepth.experiments.spec import Experiment, list_presets, load_experiment
 from recurdepth.experiments.sweep import run_sweep
 
@@ -88,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
         # One single-threaded run per core: on a small shared CPU this beats one run on all
         # cores (no thread spin-waiting when another process takes a core).
         max_parallel = max(1, min(2, os.cpu_count() or 1))
-    executor = make_executor(args.executor, max_parallel=max_parallel, address=args.address,
-                             num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                             progress=not args.no_progress)
+    args.max_parallel = max_parallel
+    executor = executor_from_args(args)
+    if hasattr(executor, "check_submittable"):
+        executor.check_submittable()
     runs = experiment.runs()
     print(f"reproduce {experiment.name}: {len(runs)} runs ({experiment.trials} trial(s) per "
           f"configuration) -> {out}")

@@ -1,11 +1,11 @@
-"""``recurdepth sweep``: run every run of an experiment (local or Ray) into its results database."""
+"""``recurdepth sweep``: run every run of an experiment (local, Ray or SLURM) into its results database."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from recurdepth.experiments.executors import EXECUTORS, make_executor
+from recurdepth.experiments.executors import EXECUTORS, Executor, make_executor
 from recurdepth.experiments.spec import Experiment, RunSpec, list_presets, load_experiment
 from recurdepth.experiments.store import ResultStore
 from recurdepth.experiments.sweep import db_path_for, default_out_dir, run_sweep
@@ -19,7 +19,8 @@ def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "ru
     p.add_argument("--data-root", default=None,
                    help=f"folder of the data sets (default: {data_default})")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: this machine; ray: one Ray task per run (default: local)")
+                   help="local: this machine; ray: one Ray task per run; slurm: one SLURM "
+                        "job-array task per run, through submitit (default: local)")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (e.g. auto or ray://head:10001); default: start a "
                         "local Ray")
@@ -30,6 +31,20 @@ def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "ru
                    help="CPUs per Ray task (default 1)")
     p.add_argument("--num-gpus", type=float, default=0.0,
                    help="GPUs per Ray task (default 0; use 1 on a GPU cluster)")
+    p.add_argument("--gpus-per-run", type=int, default=None, metavar="N",
+                   help="GPUs per run; N > 1 trains each run with N DDP processes (torchrun). "
+                        "local: at most (GPUs / N) runs at once, each on its own GPUs "
+                        "(default 1 on a GPU machine); ray and slurm: requested per task")
+    slurm = p.add_argument_group("SLURM (--executor slurm)")
+    slurm.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    slurm.add_argument("--time", default=None, metavar="HH:MM:SS",
+                       help="time limit per run; a run that reaches it is requeued and resumes "
+                            "(default 24:00:00)")
+    slurm.add_argument("--array-parallelism", type=int, default=None, metavar="K",
+                       help="array tasks running at once (default: SLURM's limit)")
+    slurm.add_argument("--slurm-cluster", choices=("slurm", "local"), default=None,
+                       help="local: run the job array as local processes through submitit "
+                            "(no sbatch; for trying a submission out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -97,13 +112,28 @@ def dry_run(experiment: Experiment, runs: list[RunSpec], out: Path) -> int:
     return 0
 
 
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The executor the command line asks for (bad options refused before anything runs)."""
+    slurm = {"partition": args.partition, "time_limit": args.time,
+             "array_parallelism": args.array_parallelism, "cluster": args.slurm_cluster}
+    return make_executor(args.executor, max_parallel=args.max_parallel, address=args.address,
+                         num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                         progress=not args.no_progress, gpus_per_run=args.gpus_per_run,
+                         slurm=slurm)
+
+
 def run(args: argparse.Namespace) -> int:
     experiment, out = load_for_cli(args)
     if args.dry_run:
-        return dry_run(experiment, experiment.runs(), out)
-    executor = make_executor(args.executor, max_parallel=args.max_parallel, address=args.address,
-                             num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                             progress=not args.no_progress)
+        code = dry_run(experiment, experiment.runs(), out)
+        if args.executor == "slurm":
+            executor = executor_from_args(args)
+            print("\nsubmission (one job-array task per run; finished runs are not submitted):")
+            print(executor.describe(len(experiment.runs())))
+        return code
+    executor = executor_from_args(args)
+    if hasattr(executor, "check_submittable"):
+        executor.check_submittable()
     summary = run_sweep(experiment, out, executor=executor, progress=not args.no_progress)
     done = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing to run"
     print(f"{experiment.name}: {summary.total} runs, {summary.skipped} already finished, "

@@ -7,13 +7,16 @@ import json
 import signal
 from pathlib import Path
 
-from recurdepth.training.config import config_keys, load_config, resolve
+from recurdepth.training.config import RunConfig, config_keys, load_config, resolve
+from recurdepth.training.distributed import shutdown_distributed, world_rank
+from recurdepth.training.launch import check_process_count, torchrun_command
 from recurdepth.training.run import train_run
 
 EXAMPLES = """examples:
   recurdepth train model.family=maze model.effective_depth=16 model.width=32 \\
       optim.name=adam optim.lr=0.001 train.epochs=20 data.root=data
   recurdepth train --config my_run.yaml seed=3 --run-dir runs/my_run_s3
+  recurdepth train --nproc-per-node 4 --config my_run.yaml   # DDP on 4 GPUs (torchrun)
 
 Running the same command again resumes the run from its last checkpoint."""
 
@@ -33,9 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run folder (default: runs/<name>, name derived from the config)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit without training")
+    p.add_argument("--nproc-per-node", type=int, default=None, metavar="N",
+                   help="train with N processes (DDP, one per GPU; gloo on CPU) through torchrun "
+                        "--standalone; the global batch stays train.batch_size")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. optim.lr=0.05 model.effective_depth=20")
     p.set_defaults(func=run)
+
+
+def _launch(args: argparse.Namespace, resolved: RunConfig, run_dir: Path) -> int:
+    """Check the process count, then run this command under torchrun with N processes."""
+    import subprocess
+
+    check_process_count(args.nproc_per_node, resolved)
+    argv = (["--config", str(args.config)] if args.config else []) + ["--run-dir", str(run_dir)]
+    return subprocess.call(torchrun_command(args.nproc_per_node, argv + list(args.overrides)))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -49,9 +64,16 @@ def run(args: argparse.Namespace) -> int:
         print(resolved.to_yaml(), end="")
         return 0
     run_dir = args.run_dir or Path("runs") / resolved.name
+    if args.nproc_per_node is not None:
+        return _launch(args, resolved, run_dir)
     # `kill` (SIGTERM) then marks the run folder "interrupted" like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    result = train_run(cfg, run_dir, progress=cfg.runtime.progress)
+    try:
+        result = train_run(cfg, run_dir, progress=cfg.runtime.progress)
+    finally:
+        shutdown_distributed()
+    if world_rank() != 0:
+        return 0 if result.get("status") == "completed" else 1
     print(json.dumps({k: result.get(k) for k in ("status", "test_acc", "train_acc",
                                                  "test_acc_per_iter", "epochs", "seconds",
                                                  "images_per_s") if k in result}))

@@ -1,4 +1,4 @@
-"""Executors: where the runs of a sweep execute (this process, local processes, a Ray cluster).
+"""Executors: where the runs of a sweep execute (this process, local processes, Ray, SLURM).
 
 Every executor calls the same single-run function (``train_run`` unless told otherwise) through
 :func:`execute_task`, which never raises: workers *return* a result or an error, and only the
@@ -23,7 +23,7 @@ from recurdepth.errors import ConfigError
 TrainFn = Callable[..., dict]
 """``train_fn(config: RunConfig, run_dir: Path, *, progress: bool) -> result dict``."""
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray", "slurm")
 
 
 @dataclass(frozen=True)
@@ -101,23 +101,66 @@ def _windowed(tasks: Iterable[Task], window: int, submit: Callable[[Task], Hasha
             on_tick()
 
 
+def visible_device_ids(count: int) -> list[str]:
+    """The ids of this process's ``count`` GPUs as CUDA_VISIBLE_DEVICES names them."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        ids = [d.strip() for d in visible.split(",") if d.strip()]
+        return ids[:count]
+    return [str(i) for i in range(count)]
+
+
+def gpu_slots(device_ids: list[str], gpus_per_run: int) -> list[str]:
+    """Disjoint groups of ``gpus_per_run`` GPUs, one CUDA_VISIBLE_DEVICES value per run at once."""
+    if gpus_per_run > len(device_ids):
+        raise ConfigError(f"--gpus-per-run {gpus_per_run} but this machine has "
+                          f"{len(device_ids)} GPU(s); use --gpus-per-run "
+                          f"{max(len(device_ids), 1) if device_ids else 0} or a machine with more")
+    n = len(device_ids) // gpus_per_run
+    return [",".join(device_ids[i * gpus_per_run:(i + 1) * gpus_per_run]) for i in range(n)]
+
+
 class LocalExecutor:
-    """Runs in this process (``max_parallel=1``) or in up to ``max_parallel`` worker processes."""
+    """Runs in this process (``max_parallel=1``) or in up to ``max_parallel`` worker processes.
+
+    On a machine with G GPUs at most G / ``gpus_per_run`` runs go at once, each worker on its own
+    GPUs (CUDA_VISIBLE_DEVICES); a run with several GPUs trains under torchrun. ``gpu_count``
+    overrides the detected number of GPUs (tests).
+    """
 
     def __init__(self, max_parallel: int = 1, *, progress: bool = True,
-                 threads_per_run: int | None = None) -> None:
+                 threads_per_run: int | None = None, gpus_per_run: int | None = None,
+                 gpu_count: int | None = None) -> None:
         if max_parallel < 1:
             raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")
+        if gpu_count is None:
+            from recurdepth.training.launch import visible_gpu_count
+
+            gpu_count = visible_gpu_count()
+        self.slots: list[str] | None = None
+        self.gpus_per_run = gpus_per_run or 0
+        if gpu_count or self.gpus_per_run:
+            self.gpus_per_run = gpus_per_run or 1
+            self.slots = gpu_slots(visible_device_ids(gpu_count), self.gpus_per_run)
+            max_parallel = min(max_parallel, len(self.slots))
         self.max_parallel = max_parallel
         self.progress = progress
         cpus = os.cpu_count() or 1
         self.threads_per_run = threads_per_run or max(1, cpus // max_parallel)
+
+    def _train_fn(self, train_fn: TrainFn | None) -> TrainFn | None:
+        if train_fn is None and self.gpus_per_run > 1:
+            from recurdepth.training.launch import TorchrunTrain
+
+            return TorchrunTrain(self.gpus_per_run)
+        return train_fn
 
     def execute(self, tasks: list[Task], train_fn: TrainFn | None,
                 on_start: Callable[[Task], None],
                 on_done: Callable[[Task, Outcome], None],
                 on_tick: Callable[[], None] | None = None) -> None:
         """Run ``tasks``; sequential runs show their own progress bars."""
+        train_fn = self._train_fn(train_fn)
         if self.max_parallel == 1:
             for task in tasks:
                 on_start(task)
@@ -126,8 +169,11 @@ class LocalExecutor:
             return
         # spawn, not fork: forking a process that already runs torch threads can deadlock.
         ctx = multiprocessing.get_context("spawn")
-        pool = cf.ProcessPoolExecutor(self.max_parallel, mp_context=ctx,
-                                      initializer=_worker_init, initargs=(os.getpid(),))
+        slots = ctx.Queue()
+        for slot in (self.slots or [])[:self.max_parallel]:
+            slots.put(slot)
+        pool = cf.ProcessPoolExecutor(self.max_parallel, mp_context=ctx, initializer=_worker_init,
+                                      initargs=(os.getpid(), slots if self.slots else None))
 
         def submit(task: Task) -> cf.Future:
             return pool.submit(execute_task, train_fn, task.config, task.run_dir,
@@ -150,8 +196,12 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _worker_init(parent_pid: int) -> None:
-    """Exit the worker when the driver dies, so a killed sweep leaves no run training alone."""
+def _worker_init(parent_pid: int, slots: Any = None) -> None:
+    """Take this worker's GPUs (before CUDA starts); exit when the driver dies, so a killed
+    sweep leaves no run training alone."""
+    if slots is not None:
+        # One slot per worker and one run per worker at a time: no two runs share a GPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = slots.get(timeout=60)
 
     def watch() -> None:
         while True:
@@ -171,7 +221,11 @@ class RayExecutor:
     """
 
     def __init__(self, *, address: str | None = None, num_cpus: float = 1.0,
-                 num_gpus: float = 0.0, max_parallel: int | None = None) -> None:
+                 num_gpus: float = 0.0, max_parallel: int | None = None,
+                 gpus_per_run: int | None = None) -> None:
+        if gpus_per_run:
+            num_gpus = float(gpus_per_run)  # a multi-GPU run trains under torchrun in its task
+        self.gpus_per_run = gpus_per_run or 0
         if num_cpus <= 0 or num_gpus < 0:
             raise ConfigError(f"a Ray task needs num_cpus > 0 and num_gpus >= 0, got "
                               f"{num_cpus} / {num_gpus}")
@@ -198,6 +252,11 @@ class RayExecutor:
             else:
                 ray.init(include_dashboard=False, log_to_driver=False)
             started_here = True
+        self._check_gpus(ray)
+        if train_fn is None and self.gpus_per_run > 1:
+            from recurdepth.training.launch import TorchrunTrain
+
+            train_fn = TorchrunTrain(self.gpus_per_run)
         remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                             max_retries=0)(execute_task)
         threads = max(1, int(self.num_cpus))
@@ -224,21 +283,45 @@ class RayExecutor:
                 ray.shutdown()
 
 
+    def _check_gpus(self, ray: Any) -> None:
+        """ConfigError when no node of the cluster has the GPUs one run asks for."""
+        if not self.num_gpus:
+            return
+        most = max((n.get("Resources", {}).get("GPU", 0) for n in ray.nodes() if n.get("Alive")),
+                   default=0)
+        if self.num_gpus > most:
+            raise ConfigError(f"each run asks for {self.num_gpus:g} GPU(s) but the largest node of "
+                              f"the Ray cluster has {most:g}; use fewer GPUs per run")
+
+
 def make_executor(name: str, *, max_parallel: int | None = None, address: str | None = None,
-                  num_cpus: float = 1.0, num_gpus: float = 0.0,
-                  progress: bool = True) -> LocalExecutor | RayExecutor:
-    """Build the executor ``name`` ("local" or "ray") from command-line options."""
+                  num_cpus: float = 1.0, num_gpus: float = 0.0, progress: bool = True,
+                  gpus_per_run: int | None = None, slurm: dict[str, Any] | None = None) -> Executor:
+    """Build the executor ``name`` (local, ray or slurm) from command-line options.
+
+    ``slurm``: keyword options of :class:`recurdepth.experiments.slurm.SlurmExecutor`.
+    """
+    if address and name != "ray":
+        raise ConfigError("--address is for --executor ray")
+    if slurm and any(v is not None for v in slurm.values()) and name != "slurm":
+        raise ConfigError("--partition, --time and --array-parallelism are for --executor slurm")
+    if gpus_per_run is not None and gpus_per_run < 1:
+        raise ConfigError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
     if name == "local":
-        if address:
-            raise ConfigError("--address is for --executor ray")
-        return LocalExecutor(max_parallel or 1, progress=progress)
+        return LocalExecutor(max_parallel or 1, progress=progress, gpus_per_run=gpus_per_run)
     if name == "ray":
         return RayExecutor(address=address, num_cpus=num_cpus, num_gpus=num_gpus,
-                           max_parallel=max_parallel)
+                           max_parallel=max_parallel, gpus_per_run=gpus_per_run)
+    if name == "slurm":
+        from recurdepth.experiments.slurm import SlurmExecutor
+
+        opts = {k: v for k, v in (slurm or {}).items() if v is not None}
+        return SlurmExecutor(gpus_per_run=gpus_per_run or 0, **opts)
     from recurdepth.errors import choices_message
 
     raise ConfigError(choices_message("executor", name, EXECUTORS))
 
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "Outcome", "RayExecutor", "Task",
-           "TrainFn", "default_train_fn", "execute_task", "format_error", "make_executor"]
+           "TrainFn", "default_train_fn", "execute_task", "format_error", "gpu_slots",
+           "make_executor", "visible_device_ids"]

@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import pickle
+import random
 from pathlib import Path
 from typing import Any
 
@@ -67,4 +68,32 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     return state
 
 
-__all__ = ["MAGIC", "load_checkpoint", "save_checkpoint"]
+def rng_state() -> dict[str, Any]:
+    """The torch, CUDA, Python and NumPy RNG states of this process (checkpoint-safe values)."""
+    import numpy as np
+
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the RNG states saved by :func:`rng_state`."""
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["gauss"]))
+
+
+__all__ = ["MAGIC", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]

@@ -109,6 +109,7 @@ class RuntimeConfig:
     cudnn_benchmark: bool | str = AUTO
     progress: bool = True
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    sync_bn: bool = False  # several processes: synchronise BatchNorm statistics (CUDA only)
 
 
 @dataclass
@@ -398,25 +399,17 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.runtime.amp not in AMP_CHOICES:
         raise ConfigError(choices_message("runtime.amp", r.runtime.amp, AMP_CHOICES))
     _resolve_options(r.model, spec.options)
-    if spec.unrolled:
-        if r.model.iters is None and r.model.effective_depth is None:
-            raise ConfigError(f"set model.effective_depth or model.iters for family "
-                              f"{r.model.family!r}; paper depths: "
-                              f"{', '.join(map(str, spec.paper_depths))}")
-        iters = spec.iters_for(r.model.effective_depth) if r.model.iters is None else r.model.iters
-        if r.model.effective_depth is not None and spec.iters_for(r.model.effective_depth) != iters:
-            raise ConfigError(f"model.effective_depth={r.model.effective_depth} and "
-                              f"model.iters={r.model.iters} disagree: give only one")
-        if iters < 1:
-            raise ConfigError(f"model.iters must be >= 1, got {iters}")
-        r.model.iters, r.model.effective_depth = iters, spec.depth_for(iters)
-    else:
-        if r.model.iters is not None:
-            raise ConfigError(f"family {r.model.family!r} has a fixed depth: leave model.iters unset")
-        r.model.effective_depth = spec.fixed_depth
-    if r.model.width is None:
-        r.model.width = spec.default_width[r.data.name]
+    _resolve_model(r, spec)
+    _resolve_data(r, data)
+    _resolve_training(r, data)
+    _resolve_runtime(r)
+    # A default name is readable and unique: distinct identities never share a run folder.
+    r.name = cfg.name or f"{cfg.name_prefix()}-{identity_hash(r)[:8]}"
+    return r
 
+
+def _resolve_data(r: RunConfig, data: Any) -> None:
+    """Validate the data options and fill the data set's default augmentation (in place)."""
     if data.is_maze:
         if r.data.maze_size < 3 or r.data.maze_size % 2 == 0:
             raise ConfigError(f"data.maze_size must be an odd number >= 3, got {r.data.maze_size}")
@@ -438,6 +431,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.data.eval_maze_size is not None and not r.is_maze:
         raise ConfigError("data.eval_maze_size is only for maze runs")
 
+
+def _resolve_training(r: RunConfig, data: Any) -> None:
+    """Validate the optimiser and schedule; fill batch sizes and the recurrent lr rule (in place)."""
     if r.optim.recur_lr_divide is None:
         r.optim.recur_lr_divide = r.is_maze
     for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
@@ -459,6 +455,31 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"train.eval_train_limit must be >= 0 (0: no per-epoch train accuracy), "
                           f"got {r.train.eval_train_limit}")
 
+
+def _resolve_model(r: RunConfig, spec: Any) -> None:
+    """Fill the model's iterations, effective depth and width (in place)."""
+    if spec.unrolled:
+        if r.model.iters is None and r.model.effective_depth is None:
+            raise ConfigError(f"set model.effective_depth or model.iters for family "
+                              f"{r.model.family!r}; paper depths: "
+                              f"{', '.join(map(str, spec.paper_depths))}")
+        iters = spec.iters_for(r.model.effective_depth) if r.model.iters is None else r.model.iters
+        if r.model.effective_depth is not None and spec.iters_for(r.model.effective_depth) != iters:
+            raise ConfigError(f"model.effective_depth={r.model.effective_depth} and "
+                              f"model.iters={r.model.iters} disagree: give only one")
+        if iters < 1:
+            raise ConfigError(f"model.iters must be >= 1, got {iters}")
+        r.model.iters, r.model.effective_depth = iters, spec.depth_for(iters)
+    else:
+        if r.model.iters is not None:
+            raise ConfigError(f"family {r.model.family!r} has a fixed depth: leave model.iters unset")
+        r.model.effective_depth = spec.fixed_depth
+    if r.model.width is None:
+        r.model.width = spec.default_width[r.data.name]
+
+
+def _resolve_runtime(r: RunConfig) -> None:
+    """Fill the device and the speed options from the device (in place)."""
     device = resolve_device(r.runtime.device)
     on_cuda = device.startswith("cuda")
     r.runtime.device = device
@@ -476,9 +497,6 @@ def resolve(cfg: RunConfig) -> RunConfig:
     r.runtime.compile = _auto_flag(r.runtime.compile, "runtime.compile", on_cuda)
     r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
                                            on_cuda)
-    # A default name is readable and unique: distinct identities never share a run folder.
-    r.name = cfg.name or f"{cfg.name_prefix()}-{identity_hash(r)[:8]}"
-    return r
 
 
 def _resolve_options(model: ModelConfig, defaults: Mapping[str, Any]) -> None:

@@ -16,19 +16,29 @@ import torch
 from recurdepth.data.augment import AugmentConfig, TensorBatches
 from recurdepth.data.registry import get_dataset
 from recurdepth.training.config import RunConfig
+from recurdepth.training.distributed import SINGLE, Dist
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 class LoaderBatches:
-    """An ImageNet DataLoader with ``set_epoch``: its shuffle order derives from (seed, epoch)."""
+    """An ImageNet DataLoader with ``set_epoch``: its shuffle order derives from (seed, epoch).
 
-    def __init__(self, loader: torch.utils.data.DataLoader, *, seed: int, device: str) -> None:
+    ``presharded``: the loader's DistributedSampler already gives this process its share of
+    every epoch, so the training loop does not slice the batches again.
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader, *, seed: int, device: str,
+                 rank: int = 0) -> None:
         self.loader, self.seed, self.device, self.epoch = loader, seed, torch.device(device), 0
+        self.rank = rank
+        self.presharded = isinstance(loader.sampler, torch.utils.data.DistributedSampler)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shuffle order the next iteration yields."""
         self.epoch = int(epoch)
+        if self.presharded:
+            self.loader.sampler.set_epoch(self.epoch)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -42,7 +52,8 @@ class LoaderBatches:
         from recurdepth.data.augment import epoch_seed
 
         # The shuffle order and the workers' seeds are drawn from these generators.
-        seed = epoch_seed(self.seed, self.epoch)
+        # Each process's workers draw their own augmentation (the rank offsets their seeds).
+        seed = epoch_seed(self.seed, self.epoch) + self.rank
         self.loader.generator = torch.Generator().manual_seed(seed)
         if hasattr(self.loader.sampler, "generator"):
             self.loader.sampler.generator = torch.Generator().manual_seed(seed)
@@ -67,11 +78,14 @@ def _split_limit(cfg: RunConfig, split: str, limit: int | None) -> int | None:
 
 
 def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None = None,
-                  maze_size: int | None = None, device: str | None = None) -> Batches:
+                  maze_size: int | None = None, device: str | None = None,
+                  dist: Dist = SINGLE) -> Batches:
     """Batches of ``split``: shuffled and augmented when ``train``, else in file order, plain.
 
     ``cfg`` must be resolved (:func:`recurdepth.training.config.resolve`). ``maze_size`` picks
-    another maze size than the one trained on (evaluation only).
+    another maze size than the one trained on (evaluation only). With ``dist`` of several
+    processes, ImageNet training batches are this process's share (a DistributedSampler); other
+    data sets yield the global batches, which the training loop slices.
     """
     device = device or cfg.runtime.device
     limit = _split_limit(cfg, split, limit)
@@ -83,12 +97,10 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
         drop_last = train and cfg.train.drop_last
         loader = imagenet_loader(cfg.data.root, split, batch_size=batch_size,
                                  workers=cfg.data.workers, train=train, drop_last=drop_last)
-        if limit is not None:
-            loader = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(loader.dataset, range(min(limit, len(loader.dataset)))),
-                batch_size=batch_size, shuffle=train, num_workers=cfg.data.workers,
-                pin_memory=loader.pin_memory, drop_last=drop_last)
-        return LoaderBatches(loader, seed=cfg.seed, device=device)
+        if limit is not None or (train and dist.enabled):
+            loader = _imagenet_subset_loader(loader, cfg, limit, train=train, dist=dist,
+                                             drop_last=drop_last)
+        return LoaderBatches(loader, seed=cfg.seed, device=device, rank=dist.rank)
     size = (maze_size or cfg.data.maze_size) if info.is_maze else None
     inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
                                         download=cfg.data.download)
@@ -99,15 +111,33 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
                          drop_last=train and cfg.train.drop_last)
 
 
+def _imagenet_subset_loader(loader: torch.utils.data.DataLoader, cfg: RunConfig, limit: int | None,
+                            *, train: bool, dist: Dist,
+                            drop_last: bool = False) -> torch.utils.data.DataLoader:
+    """The ImageNet loader over the first ``limit`` images, sharded over processes when training."""
+    ds = loader.dataset
+    if limit is not None:
+        ds = torch.utils.data.Subset(ds, range(min(limit, len(ds))))
+    batch_size, sampler = loader.batch_size, None
+    if train and dist.enabled:
+        # Each process loads its share of the global batch; the sampler splits every epoch.
+        batch_size = -(-cfg.train.batch_size // dist.world_size)
+        sampler = torch.utils.data.DistributedSampler(ds, num_replicas=dist.world_size,
+                                                      rank=dist.rank, shuffle=True, seed=cfg.seed)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler,
+                                       shuffle=train and sampler is None, drop_last=drop_last,
+                                       num_workers=cfg.data.workers, pin_memory=loader.pin_memory)
+
+
 def augment_config(cfg: RunConfig) -> AugmentConfig:
     """The training augmentation of a resolved config."""
     return AugmentConfig(crop_padding=cfg.data.crop_padding or 0, hflip=bool(cfg.data.hflip),
                          vflip=bool(cfg.data.vflip), shift=cfg.data.maze_shift)
 
 
-def build_run_data(cfg: RunConfig) -> RunData:
+def build_run_data(cfg: RunConfig, dist: Dist = SINGLE) -> RunData:
     """All batches a run needs; the uint8 train set is shared by both train views."""
-    train = build_batches(cfg, "train", train=True)
+    train = build_batches(cfg, "train", train=True, dist=dist)
     if isinstance(train, TensorBatches):
         # Same uint8 tensor on the device, no augmentation, file order: train accuracy (SPEC §2).
         train_eval = TensorBatches(train.inputs, train.targets,

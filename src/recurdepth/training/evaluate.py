@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from recurdepth.errors import ConfigError
 from recurdepth.training.tasks import TASKS, Task, wall_mask
+
+if TYPE_CHECKING:
+    from recurdepth.training.config import RunConfig
 
 
 def _task(is_maze: bool) -> Task:
@@ -25,6 +29,13 @@ def loss_and_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> 
     """Mean loss of a batch and its number of correct samples (both 0-d tensors, no sync)."""
     task = _task(is_maze)
     return task.loss(logits, y, x), task.correct(logits, y, x).sum()
+
+
+def loss_terms(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Summed loss, its normaliser (samples, or non-wall pixels for mazes) and the correct count."""
+    task = _task(is_maze)
+    total, denom = task.loss_terms(logits, y, x)
+    return total, denom, task.correct(logits, y, x).sum()
 
 
 def maze_correct(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
@@ -109,5 +120,28 @@ def accuracy_per_iteration(model: nn.Module, batches: Iterable[tuple[Tensor, Ten
     return [100.0 * int(c) / max(total, 1) for c in correct.cpu()]
 
 
-__all__ = ["accuracy", "accuracy_per_iteration", "autocast", "count_correct", "loss_and_correct", "prepare_input",
+def evaluate(model: nn.Module, cfg: RunConfig, batches: Iterable[tuple[Tensor, Tensor]], *,
+             iters: int | None = None, per_iter: bool = True) -> dict[str, Any]:
+    """Accuracy of ``model`` over ``batches`` with the run's evaluation options.
+
+    Returns ``{"acc", "acc_per_iter", "note"}``: ``acc`` at the trained iterations; for a
+    recurrent model and ``per_iter``, ``acc_per_iter[i]`` after i+1 iterations up to ``iters``
+    (default: the trained iterations; capped, with a note, for per-iteration BN models).
+    """
+    kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
+          "channels_last": bool(cfg.runtime.channels_last)}
+    trained = cfg.model.iters
+    if not (getattr(model, "recurrent", False) and hasattr(model, "outputs_per_iteration")):
+        if not getattr(model, "recurrent", False) and iters is not None and iters != trained:
+            raise ConfigError(f"a {cfg.model.mode} {cfg.model.family} model runs exactly "
+                              f"{trained} units; only recurrent models take --iters")
+        return {"acc": accuracy(model, batches, **kw), "acc_per_iter": None, "note": None}
+    if not per_iter:
+        return {"acc": accuracy(model, batches, **kw), "acc_per_iter": None, "note": None}
+    n, note = usable_iters(model, iters or trained)
+    per = accuracy_per_iteration(model, batches, max_iters=n, **kw)
+    return {"acc": per[min(n, trained) - 1], "acc_per_iter": per, "note": note}
+
+
+__all__ = ["accuracy", "evaluate", "accuracy_per_iteration", "autocast", "count_correct", "loss_and_correct", "loss_terms", "prepare_input",
            "maze_correct", "usable_iters", "wall_mask"]

@@ -1,4 +1,8 @@
-"""One training epoch: forward, loss, backward, step, with a progress bar and a divergence check."""
+"""One training epoch: forward, loss, backward, step, with a progress bar and a divergence check.
+
+In a run of several processes (:mod:`recurdepth.training.distributed`) each process trains on its
+slice of every global batch, and the epoch's figures are summed over processes at its end.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from recurdepth.training.evaluate import prepare_input, autocast, loss_and_correct
+from recurdepth.training.distributed import SINGLE, Dist
+from recurdepth.training.evaluate import autocast, loss_and_correct, loss_terms, prepare_input
 
 # How often (in steps) the loss is read back to the host on a GPU: every read is a sync.
 SYNC_EVERY = 20
@@ -33,6 +38,19 @@ class EpochStats:
         return self.samples / max(self.seconds, 1e-9)
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """How each step computes and applies its update."""
+
+    is_maze: bool
+    amp: str = "off"
+    scaler: torch.amp.GradScaler | None = None
+    clip_grad_norm: float | None = None
+    channels_last: bool = False
+    dist: Dist = SINGLE
+    presharded: bool = False  # the batches are already this process's slice (ImageNet sampler)
+
+
 def train_epoch(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
@@ -45,10 +63,13 @@ def train_epoch(
     channels_last: bool = False,
     progress: bool = True,
     desc: str = "train",
+    dist: Dist = SINGLE,
 ) -> EpochStats:
     """Train ``model`` for one pass over ``batches``; stop at the first non-finite loss."""
+    opts = StepOptions(is_maze=is_maze, amp=amp, scaler=scaler, clip_grad_norm=clip_grad_norm,
+                       channels_last=channels_last, dist=dist,
+                       presharded=bool(getattr(batches, "presharded", False)))
     model.train()
-    on_cpu = True
     loss_sum: Tensor | float = 0.0
     correct: Tensor | int = 0
     samples = 0
@@ -58,46 +79,82 @@ def train_epoch(
                disable=not progress, leave=False, dynamic_ncols=True, unit="batch")
     try:
         for step, (x, y) in enumerate(batches):
-            on_cpu = x.device.type == "cpu"
-            x = prepare_input(x, channels_last)
-            with autocast(x.device, amp):
-                logits = model(x)
-            loss, n_correct = loss_and_correct(logits, y, x, is_maze=is_maze)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None and scaler.is_enabled():
-                scaler.scale(loss).backward()
-                if clip_grad_norm is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                if clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                optimizer.step()
-            loss_sum = loss_sum + loss.detach() * len(y)
+            loss, n_correct, n = train_step(model, x, y, optimizer, opts)
+            loss_sum = loss_sum + loss * n
             correct = correct + n_correct
-            samples += len(y)
+            samples += n
             bar.update(1)
-            if on_cpu or (step + 1) % SYNC_EVERY == 0:
+            if x.device.type == "cpu" or (step + 1) % SYNC_EVERY == 0:
                 # A NaN/inf loss stops the run here: nothing after it would mean anything.
-                if not math.isfinite(float(loss.detach())):
+                if not _all_finite(loss, dist):
                     finite = False
                     break
                 if progress and (step + 1) % 5 == 0:
-                    elapsed = time.perf_counter() - start
-                    bar.set_postfix(loss=f"{float(loss_sum) / samples:.4f}",
-                                    acc=f"{100.0 * int(correct) / samples:.1f}",
-                                    img_s=f"{samples / max(elapsed, 1e-9):.0f}", refresh=False)
+                    _show(bar, loss_sum, correct, samples, start, dist)
+        loss_sum, correct = dist.all_sum(torch.as_tensor(loss_sum)), dist.all_sum(torch.as_tensor(correct))
         if finite and samples and not math.isfinite(float(loss_sum)):
             finite = False
     finally:
         bar.close()
-    seconds = time.perf_counter() - start
     return EpochStats(loss=float(loss_sum) / max(samples, 1),
                       running_acc=100.0 * int(correct) / max(samples, 1),
-                      samples=samples, seconds=seconds, finite=finite)
+                      samples=samples, seconds=time.perf_counter() - start, finite=finite)
 
 
-__all__ = ["EpochStats", "train_epoch"]
+def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer,
+               opts: StepOptions) -> tuple[Tensor, Tensor, int]:
+    """One update on a global batch: (this process's share of its mean loss, its correct count,
+    the global batch size)."""
+    dist = opts.dist
+    n = len(y) * (dist.world_size if opts.presharded else 1)
+    if not opts.presharded:
+        x, y = dist.shard(x, y)
+    x = prepare_input(x, opts.channels_last)
+    with autocast(x.device, opts.amp):
+        logits = model(x)
+    if dist.enabled:
+        total, denom, n_correct = loss_terms(logits, y, x, is_maze=opts.is_maze)
+        # x world size: DDP averages gradients over processes, this makes it a global-batch mean.
+        loss = total / dist.all_sum(denom).clamp_min(1) * dist.world_size
+        share = loss.detach() / dist.world_size
+    else:
+        loss, n_correct = loss_and_correct(logits, y, x, is_maze=opts.is_maze)
+        share = loss.detach()
+    optimizer.zero_grad(set_to_none=True)
+    _backward_and_step(model, loss, optimizer, opts)
+    return share, n_correct, n
+
+
+def _backward_and_step(model: nn.Module, loss: Tensor, optimizer: torch.optim.Optimizer,
+                       opts: StepOptions) -> None:
+    scaler = opts.scaler
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        if opts.clip_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        return
+    loss.backward()
+    if opts.clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad_norm)
+    optimizer.step()
+
+
+def _all_finite(loss: Tensor, dist: Dist) -> bool:
+    """True when the step's loss is finite on every process (all stop together, or none)."""
+    bad = torch.tensor(0.0 if math.isfinite(float(loss)) else 1.0)
+    return float(dist.all_sum(bad)) == 0.0
+
+
+def _show(bar: tqdm, loss_sum: Tensor | float, correct: Tensor | int, samples: int,
+          start: float, dist: Dist) -> None:
+    elapsed = time.perf_counter() - start
+    scale = dist.world_size  # figures of this process's slices, scaled to the global batch
+    bar.set_postfix(loss=f"{float(loss_sum) * scale / samples:.4f}",
+                    acc=f"{100.0 * int(correct) * scale / samples:.1f}",
+                    img_s=f"{samples / max(elapsed, 1e-9):.0f}", refresh=False)
+
+
+__all__ = ["EpochStats", "StepOptions", "train_epoch", "train_step"]

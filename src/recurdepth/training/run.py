@@ -1,57 +1,39 @@
 """One run end to end: config in, self-describing run folder out (DESIGN: "train one run").
 
-A run folder holds ``config.yaml`` (the requested config and the resolved one), ``env.json`` (versions, device, git commit),
-``status.json`` (running / completed / diverged; failed or interrupted with a message), ``metrics.jsonl`` (one line per epoch),
-``checkpoint_last.pt`` (written atomically after every epoch) and ``result.json``. Calling
-:func:`train_run` again on the same folder resumes from the checkpoint with model, optimizer,
-schedule (a function of the epoch), AMP scaler and RNG states restored; the data order and
-augmentation of every epoch derive from ``(seed, epoch)``, so an interrupted and resumed run ends
-with exactly the weights of an uninterrupted one.
+:func:`train_run` reads top to bottom: set up the model and optimizer, resume from the folder's
+last checkpoint (model, optimizer, schedule as a function of the epoch, AMP scaler and RNG
+states), train the remaining epochs (metrics line, last and best checkpoints, status after each),
+then evaluate. The data order and augmentation of every epoch derive from ``(seed, epoch)``, so an
+interrupted and resumed run ends with exactly the weights of an uninterrupted one. The folder's
+files are read and written by :mod:`recurdepth.training.rundir`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import random
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
 from recurdepth.errors import ConfigError, DataError
-from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text
 from recurdepth.models import build_model
-from recurdepth.training.checkpoint import load_checkpoint, save_checkpoint
-from recurdepth.training.config import (
-    RunConfig,
-    protocol_dict,
-    read_resolved,
-    resolve,
-    resolve_on,
-    run_config_yaml,
-    stored_identity,
-)
-from recurdepth.training.data import build_batches, build_run_data, train_subset
-from recurdepth.training.evaluate import accuracy, accuracy_per_iteration, usable_iters
-from recurdepth.training.loop import train_epoch
+from recurdepth.training import rundir
+from recurdepth.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on, stored_identity
+from recurdepth.training.distributed import (Dist, check_world_size, init_distributed,
+                                             world_size_from_env, wrap_model)
+from recurdepth.training.data import Batches, RunData, build_batches, build_run_data, train_subset
+from recurdepth.training.evaluate import evaluate
+from recurdepth.training.loop import EpochStats, train_epoch
 from recurdepth.training.optim import build_optimizer, set_epoch_lr
+from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
 
-CONFIG_FILE = "config.yaml"
-ENV_FILE = "env.json"
-STATUS_FILE = "status.json"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_FILE = "checkpoint_last.pt"
-RESULT_FILE = "result.json"
 CHECKPOINT_FORMAT = 1
 
 
@@ -61,115 +43,24 @@ def make_model(cfg: RunConfig) -> nn.Module:
                        width=cfg.model.width, dataset=cfg.data.name, **cfg.model.options)
 
 
-def environment(device: str) -> dict[str, Any]:
-    """Versions, hardware and git commit of this process (for ``env.json``)."""
-    import torchvision
+@dataclass
+class RunState:
+    """What a run carries from epoch to epoch (and through its checkpoint)."""
 
-    from recurdepth import __version__
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    epoch: int = 0
+    train_seconds: float = 0.0
+    samples_seen: int = 0
+    seconds_before: float = 0.0
+    best_test_acc: float | None = None
+    lr_factor: float = 1.0
+    started: float = field(default_factory=time.perf_counter)
 
-    env: dict[str, Any] = {
-        "recurdepth": __version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-        "cuda": torch.version.cuda,
-        "git_commit": _git_commit(),
-        "argv": sys.argv,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if device.startswith("cuda"):
-        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return env
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
-
-
-def _read_config(path: Path) -> RunConfig:
-    return read_resolved(path, error=DataError)
-
-
-def check_compatible(run_dir: Path, cfg: RunConfig) -> None:
-    """ConfigError when ``run_dir`` already holds a run whose protocol differs from ``cfg``."""
-    path = run_dir / CONFIG_FILE
-    if not path.exists():
-        return
-    old = stored_identity(_read_config(path).to_dict())
-    new = protocol_dict(cfg)
-    diff = [f"{k}: {old.get(k)!r} in the folder, {new.get(k)!r} now"
-            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if diff:
-        raise ConfigError(f"run folder {run_dir} holds a run with another config ("
-                          + "; ".join(diff) + "). Use another run folder, or delete this one "
-                          "to start over")
-
-
-def _write_status(run_dir: Path, status: str, **extra: Any) -> None:
-    atomic_write_json(run_dir / STATUS_FILE,
-                      {"status": status, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra})
-
-
-def read_status(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run folder's status (``{"status": "running" | "completed" | "diverged", ...}``) or None."""
-    path = Path(run_dir) / STATUS_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def _keep_metrics_before(path: Path, epoch: int) -> None:
-    """Drop metric lines of epochs the checkpoint does not cover (written just before a crash)."""
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    kept = []
-    for ln in lines:
-        try:
-            if json.loads(ln)["epoch"] <= epoch:
-                kept.append(ln)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a half-written last line
-    atomic_write_text(path, "".join(f"{ln}\n" for ln in kept))
-
-
-def _configure_backend(cfg: RunConfig) -> None:
-    if cfg.runtime.threads is not None:
-        # On a CPU shared with other jobs, fewer threads avoid OpenMP spinning on busy cores.
-        torch.set_num_threads(cfg.runtime.threads)
-    if cfg.runtime.device.startswith("cuda"):
-        torch.backends.cudnn.benchmark = bool(cfg.runtime.cudnn_benchmark)
+    def seconds(self) -> float:
+        """Wall-clock seconds of the run so far, over all its sessions."""
+        return self.seconds_before + time.perf_counter() - self.started
 
 
 def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
@@ -181,170 +72,228 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
     """
     cfg = resolve(config)
     run_dir = Path(run_dir)
+    dist = _join_processes(cfg)
     check_compatible(run_dir, cfg)
-    previous = _read_result(run_dir)
+    previous = rundir.read_result(run_dir)
     if previous is not None and (previous.get("status") == "diverged"
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, run_config_yaml(config, cfg))
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        rundir.write_config(run_dir, config, cfg)
     try:
-        return _train(cfg, run_dir, progress=progress and cfg.runtime.progress)
+        return _train(cfg, run_dir, dist, progress=progress and cfg.runtime.progress and dist.is_main)
     except KeyboardInterrupt:
-        _write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
+        if dist.is_main:
+            rundir.write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
         raise
     except Exception as e:
-        _write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
+        if dist.is_main:
+            rundir.write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
         raise
 
 
-def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
-    device = torch.device(cfg.runtime.device)
-    _configure_backend(cfg)
+def _join_processes(cfg: RunConfig) -> Dist:
+    """This process's place in a torchrun run (checked before joining); one process otherwise."""
+    world = world_size_from_env()
+    check_world_size(world, cfg.train.batch_size)
+    on_cuda = cfg.runtime.device.startswith("cuda")
+    if world > 1 and cfg.runtime.sync_bn and not on_cuda:
+        raise ConfigError("runtime.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm runs "
+                          "on GPUs only); leave it false on CPU: BatchNorm statistics per process")
+    dist = init_distributed(cfg.runtime.device)
+    if dist.enabled and on_cuda:
+        cfg.runtime.device = f"cuda:{dist.local_rank}"
+    return dist
 
+
+def _train(cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool) -> dict[str, Any]:
+    state = _setup(cfg)
+    _resume(state, cfg, run_dir)
+    if dist.is_main:
+        _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
+    data = build_run_data(cfg, dist)
+    train_curve = train_subset(cfg, data) if dist.is_main else None
+    train_model = wrap_model(state.model, dist, device=cfg.runtime.device,
+                             sync_bn=bool(cfg.runtime.sync_bn))
+    if cfg.runtime.compile:
+        train_model = torch.compile(train_model)
+    for epoch in range(state.epoch, cfg.train.epochs):
+        stats = _train_epoch(state, train_model, cfg, data, epoch, progress, dist)
+        if not stats.finite:
+            return _diverged(run_dir, cfg, state.model, epoch, stats.loss, write=dist.is_main)
+        _end_epoch(state, epoch, stats)
+        if dist.is_main:
+            _record_epoch(state, cfg, run_dir, data, train_curve, stats, progress)
+        dist.barrier()
+    if not dist.is_main:
+        dist.barrier()  # process 0 evaluates and writes the result
+        return rundir.read_result(run_dir) or {}
+    result = _finish(state, cfg, run_dir, data, progress)
+    dist.barrier()
+    return result
+
+
+def _setup(cfg: RunConfig) -> RunState:
+    """Backend options, the freshly initialised model, its optimizer and AMP scaler."""
+    if cfg.runtime.threads is not None:
+        # On a CPU shared with other jobs, fewer threads avoid OpenMP spinning on busy cores.
+        torch.set_num_threads(cfg.runtime.threads)
+    device = torch.device(cfg.runtime.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cfg.runtime.cudnn_benchmark)
     torch.manual_seed(cfg.seed)  # model initialisation
     model = make_model(cfg).to(device)
     if cfg.runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg.optim, divide_recurrent=bool(cfg.optim.recur_lr_divide))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.runtime.amp == "fp16")
-    start_epoch, train_seconds, samples_seen, seconds_before = 0, 0.0, 0, 0.0
-    ckpt_path = run_dir / CHECKPOINT_FILE
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
-        if (state.get("format") != CHECKPOINT_FORMAT
-                or stored_identity(state.get("protocol") or {}) != protocol_dict(cfg)):
-            raise ConfigError(f"checkpoint {ckpt_path} belongs to another config or format; use "
-                              f"another run folder or delete this one to start over")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
-        start_epoch = int(state["epoch"])
-        train_seconds, samples_seen = float(state["train_seconds"]), int(state["samples_seen"])
-        seconds_before = float(state["seconds"])
-        if start_epoch > cfg.train.epochs:
-            raise ConfigError(f"run folder {run_dir} has already trained {start_epoch} epochs, "
-                              f"more than train.epochs={cfg.train.epochs}; use another run folder")
-    _keep_metrics_before(run_dir / METRICS_FILE, start_epoch)
-    atomic_write_json(run_dir / ENV_FILE, {**environment(cfg.runtime.device),
-                                           "resumed_from_epoch": start_epoch})
-    _write_status(run_dir, "running", epoch=start_epoch, epochs=cfg.train.epochs)
+    return RunState(model=model, optimizer=optimizer, scaler=scaler)
 
-    data = build_run_data(cfg)
-    train_curve = train_subset(cfg, data)
-    train_model = torch.compile(model) if cfg.runtime.compile else model
-    run_start = time.perf_counter()
-    eval_kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
-               "channels_last": bool(cfg.runtime.channels_last)}
-    for epoch in range(start_epoch, cfg.train.epochs):
-        lr_mult = set_epoch_lr(optimizer, epoch, cfg.optim)
-        data.train.set_epoch(epoch)
-        torch.manual_seed(epoch_seed(cfg.seed, epoch))  # any randomness inside the model
-        stats = train_epoch(train_model, data.train, optimizer, is_maze=cfg.is_maze,
-                            amp=cfg.runtime.amp, scaler=scaler,
-                            clip_grad_norm=cfg.optim.clip_grad_norm,
-                            channels_last=bool(cfg.runtime.channels_last), progress=progress,
-                            desc=f"epoch {epoch + 1}/{cfg.train.epochs}")
-        if not stats.finite:
-            return _diverged(run_dir, cfg, model, epoch, stats.loss)
-        train_seconds += stats.seconds
-        samples_seen += stats.samples
-        line: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
-                                "train_acc_augmented": stats.running_acc,
-                                "lr": optimizer.param_groups[0]["lr"], "lr_factor": lr_mult,
-                                "images_per_s": stats.images_per_s, "seconds": stats.seconds}
-        every = cfg.train.eval_every
-        if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.train.epochs):
-            # Learning curves: test accuracy and un-augmented accuracy on a fixed train subset.
-            line["test_acc"] = accuracy(model, data.test, **eval_kw)
-            if train_curve is not None:
-                line["train_acc"] = accuracy(model, train_curve, **eval_kw)
-        append_jsonl(run_dir / METRICS_FILE, line)
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "protocol": protocol_dict(cfg), "epoch": epoch + 1,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": {"epoch": epoch + 1}, "scaler": scaler.state_dict(),
-            "rng": _rng_state(), "train_seconds": train_seconds, "samples_seen": samples_seen,
-            "seconds": seconds_before + time.perf_counter() - run_start,
-        })
-        _write_status(run_dir, "running", epoch=epoch + 1, epochs=cfg.train.epochs)
-        if progress:
-            test = f" test acc {line['test_acc']:.2f}%" if "test_acc" in line else ""
-            tqdm.write(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {stats.loss:.4f} "
-                       f"train acc (augmented) {stats.running_acc:.2f}%{test} "
-                       f"{stats.images_per_s:.0f} img/s")
 
-    result = evaluate_run(model, cfg, data.test, data.train_eval)
+def _resume(state: RunState, cfg: RunConfig, run_dir: Path) -> None:
+    """Restore ``state`` from the folder's last checkpoint, if there is one."""
+    path = run_dir / rundir.CHECKPOINT_FILE
+    if not path.exists():
+        return
+    ckpt = load_checkpoint(path, map_location=cfg.runtime.device)
+    if (ckpt.get("format") != CHECKPOINT_FORMAT
+            or stored_identity(ckpt.get("protocol") or {}) != protocol_dict(cfg)):
+        raise ConfigError(f"checkpoint {path} belongs to another config or format; use "
+                          f"another run folder or delete this one to start over")
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        state.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    state.epoch = int(ckpt["epoch"])
+    state.train_seconds, state.samples_seen = float(ckpt["train_seconds"]), int(ckpt["samples_seen"])
+    state.seconds_before = float(ckpt["seconds"])
+    state.best_test_acc = ckpt.get("best_test_acc")
+    if state.epoch > cfg.train.epochs:
+        raise ConfigError(f"run folder {run_dir} has already trained {state.epoch} epochs, "
+                          f"more than train.epochs={cfg.train.epochs}; use another run folder")
+
+
+def _open_folder(cfg: RunConfig, run_dir: Path, start_epoch: int, **env: Any) -> None:
+    """Config, environment and status of this session; metrics the checkpoint does not cover dropped."""
+    rundir.keep_metrics_before(run_dir, start_epoch)
+    rundir.write_environment(run_dir, cfg.runtime.device, resumed_from_epoch=start_epoch, **env)
+    rundir.write_status(run_dir, "running", epoch=start_epoch, epochs=cfg.train.epochs)
+
+
+def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: RunData,
+                 epoch: int, progress: bool, dist: Dist) -> EpochStats:
+    """One epoch at its scheduled learning rate, with its (seed, epoch) data and randomness."""
+    state.lr_factor = set_epoch_lr(state.optimizer, epoch, cfg.optim)
+    data.train.set_epoch(epoch)
+    torch.manual_seed(epoch_seed(cfg.seed, epoch))  # any randomness inside the model
+    return train_epoch(train_model, data.train, state.optimizer, is_maze=cfg.is_maze,
+                       amp=cfg.runtime.amp, scaler=state.scaler,
+                       clip_grad_norm=cfg.optim.clip_grad_norm,
+                       channels_last=bool(cfg.runtime.channels_last), progress=progress,
+                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}", dist=dist)
+
+
+def _end_epoch(state: RunState, epoch: int, stats: EpochStats) -> None:
+    """Count the finished epoch in the run's state."""
+    state.epoch = epoch + 1
+    state.train_seconds += stats.seconds
+    state.samples_seen += stats.samples
+
+
+def _record_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData,
+                  train_curve: Batches | None, stats: EpochStats, progress: bool) -> None:
+    """Metrics line, test accuracy when due, last (and best) checkpoint, status."""
+    epoch = state.epoch - 1
+    line: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
+                            "train_acc_augmented": stats.running_acc,
+                            "lr": state.optimizer.param_groups[0]["lr"],
+                            "lr_factor": state.lr_factor,
+                            "images_per_s": stats.images_per_s, "seconds": stats.seconds}
+    every = cfg.train.eval_every
+    if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.train.epochs):
+        # Learning curves: test accuracy and un-augmented accuracy on a fixed train subset.
+        line["test_acc"] = evaluate(state.model, cfg, data.test, per_iter=False)["acc"]
+        if train_curve is not None:
+            line["train_acc"] = evaluate(state.model, cfg, train_curve, per_iter=False)["acc"]
+    rundir.append_metrics(run_dir, line)
+    _save_best(state, cfg, run_dir, line.get("test_acc"))
+    save_checkpoint(run_dir / rundir.CHECKPOINT_FILE, {
+        "format": CHECKPOINT_FORMAT, "protocol": protocol_dict(cfg), "epoch": epoch + 1,
+        "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": {"epoch": epoch + 1}, "scaler": state.scaler.state_dict(),
+        "rng": rng_state(), "train_seconds": state.train_seconds,
+        "samples_seen": state.samples_seen, "seconds": state.seconds(),
+        "best_test_acc": state.best_test_acc,
+    })
+    rundir.write_status(run_dir, "running", epoch=epoch + 1, epochs=cfg.train.epochs)
+    if progress:
+        test = f" test acc {line['test_acc']:.2f}%" if "test_acc" in line else ""
+        tqdm.write(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {stats.loss:.4f} "
+                   f"train acc (augmented) {stats.running_acc:.2f}%{test} "
+                   f"{stats.images_per_s:.0f} img/s")
+
+
+def _save_best(state: RunState, cfg: RunConfig, run_dir: Path, test_acc: float | None) -> None:
+    """Keep the weights of the epoch with the best test accuracy measured so far."""
+    if test_acc is None or (state.best_test_acc is not None and test_acc <= state.best_test_acc):
+        return
+    state.best_test_acc = test_acc
+    save_checkpoint(run_dir / rundir.BEST_CHECKPOINT_FILE, {
+        "format": CHECKPOINT_FORMAT, "protocol": protocol_dict(cfg), "epoch": state.epoch,
+        "model": state.model.state_dict(), "test_acc": test_acc})
+
+
+def _finish(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData, progress: bool) -> dict[str, Any]:
+    """Final evaluation, ``result.json`` and the completed status."""
+    result = evaluate_run(state.model, cfg, data.test, data.train_eval)
     result.update({
-        "status": "completed", "epochs": cfg.train.epochs,
-        "seconds": seconds_before + time.perf_counter() - run_start,
-        "train_seconds": train_seconds,
-        "images_per_s": samples_seen / max(train_seconds, 1e-9),
+        "status": "completed", "epochs": cfg.train.epochs, "seconds": state.seconds(),
+        "train_seconds": state.train_seconds,
+        "images_per_s": state.samples_seen / max(state.train_seconds, 1e-9),
         "device": cfg.runtime.device,
     })
-    result["curve"] = read_curve(run_dir)
-    atomic_write_json(run_dir / RESULT_FILE, result)
-    _write_status(run_dir, "completed", epoch=cfg.train.epochs, epochs=cfg.train.epochs)
+    result["curve"] = rundir.read_curve(run_dir)
+    _save_best(state, cfg, run_dir, result["test_acc"])
+    rundir.write_result(run_dir, result)
+    rundir.write_status(run_dir, "completed", epoch=cfg.train.epochs, epochs=cfg.train.epochs)
     if progress:
         tqdm.write(f"done: test acc {result['test_acc']:.2f}%, train acc {result['train_acc']:.2f}%"
                    f" ({run_dir})")
     return result
 
 
-def read_curve(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The run's learning curve from ``metrics.jsonl``: epoch, train_acc, test_acc per evaluation."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    curve = []
-    for ln in path.read_text(encoding="utf-8").splitlines():
-        try:
-            m = json.loads(ln)
-        except json.JSONDecodeError:
-            continue
-        if "test_acc" in m or "train_acc" in m:
-            curve.append({k: m[k] for k in ("epoch", "train_acc", "test_acc") if k in m})
-    return curve
-
-
 def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -> dict[str, Any]:
     """Final figures: test and train accuracy, accuracy per iteration, other maze size."""
-    eval_kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
-               "channels_last": bool(cfg.runtime.channels_last)}
     out: dict[str, Any] = {
         "name": cfg.name, "family": cfg.model.family, "mode": cfg.model.mode,
         "dataset": cfg.data.name, "maze_size": cfg.data.maze_size if cfg.is_maze else None,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "effective_depth": int(model.effective_depth), "iters": cfg.model.iters,
-        "seed": cfg.seed, "test_acc_per_iter": None,
+        "seed": cfg.seed,
     }
-    if getattr(model, "recurrent", False) and hasattr(model, "outputs_per_iteration"):
-        n, note = usable_iters(model, cfg.train.eval_iters or cfg.model.iters)
-        n = max(n, cfg.model.iters)
-        per_iter = accuracy_per_iteration(model, test, max_iters=n, **eval_kw)
-        out["test_acc_per_iter"] = per_iter
-        out["test_acc"] = per_iter[cfg.model.iters - 1]
-        if note:
-            out["note"] = note
-    else:
-        out["test_acc"] = accuracy(model, test, **eval_kw)
-    out["train_acc"] = accuracy(model, train_eval, **eval_kw)
+    iters = max(cfg.train.eval_iters or cfg.model.iters, cfg.model.iters)
+    if not getattr(model, "recurrent", False):
+        iters = None
+    ev = evaluate(model, cfg, test, iters=iters)
+    out.update(test_acc=ev["acc"], test_acc_per_iter=ev["acc_per_iter"])
+    if ev["note"]:
+        out["note"] = ev["note"]
+    out["train_acc"] = evaluate(model, cfg, train_eval, per_iter=False)["acc"]
     if cfg.is_maze and cfg.data.eval_maze_size is not None:
         other = build_batches(cfg, "test", train=False, maze_size=cfg.data.eval_maze_size)
-        out["eval_maze_size"] = cfg.data.eval_maze_size
-        if out["test_acc_per_iter"] is not None:
-            per = accuracy_per_iteration(model, other, max_iters=len(out["test_acc_per_iter"]),
-                                         **eval_kw)
-            out["eval_maze_acc_per_iter"] = per
-            out["eval_maze_acc"] = per[cfg.model.iters - 1]
-        else:
-            out["eval_maze_acc"] = accuracy(model, other, **eval_kw)
+        per = ev["acc_per_iter"]
+        ev_other = evaluate(model, cfg, other, iters=len(per) if per else None,
+                            per_iter=per is not None)
+        out.update(eval_maze_size=cfg.data.eval_maze_size, eval_maze_acc=ev_other["acc"])
+        if per is not None:
+            out["eval_maze_acc_per_iter"] = ev_other["acc_per_iter"]
     return out
 
 
-def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss: float) -> dict[str, Any]:
+def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss: float, *,
+              write: bool = True) -> dict[str, Any]:
     message = (f"loss became {loss} in epoch {epoch + 1}: training stopped (try a lower "
                f"optim.lr or optim.clip_grad_norm); the last checkpoint holds epoch {epoch}")
     result = {"status": "diverged", "message": message, "epoch": epoch + 1,
@@ -353,20 +302,12 @@ def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss:
               "parameters": int(sum(p.numel() for p in model.parameters())),
               "effective_depth": cfg.model.effective_depth, "iters": cfg.model.iters,
               "seconds": None, "images_per_s": None}
-    result["curve"] = read_curve(run_dir)
-    atomic_write_json(run_dir / RESULT_FILE, result)
-    _write_status(run_dir, "diverged", epoch=epoch + 1, epochs=cfg.train.epochs, message=message)
+    if not write:
+        return result
+    result["curve"] = rundir.read_curve(run_dir)
+    rundir.write_result(run_dir, result)
+    rundir.write_status(run_dir, "diverged", epoch=epoch + 1, epochs=cfg.train.epochs, message=message)
     return result
-
-
-def _read_result(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / RESULT_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
 
 
 @dataclass
@@ -383,13 +324,13 @@ class LoadedRun:
 def load_run(run_dir: str | os.PathLike, *, device: str = "cpu") -> LoadedRun:
     """Load the model of ``run_dir`` (from ``checkpoint_last.pt``) onto ``device``."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).exists():
-        raise DataError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); train one with "
+    if not (run_dir / rundir.CONFIG_FILE).exists():
+        raise DataError(f"{run_dir} is not a run folder (no {rundir.CONFIG_FILE}); train one with "
                         f"`recurdepth train --run-dir {run_dir}`")
-    cfg = resolve_on(_read_config(run_dir / CONFIG_FILE), device)
-    if not (run_dir / CHECKPOINT_FILE).exists():
-        raise DataError(f"{run_dir} has no {CHECKPOINT_FILE}: the run has not finished an epoch")
-    state = load_checkpoint(run_dir / CHECKPOINT_FILE, map_location=device)
+    cfg = resolve_on(rundir.read_config(run_dir), device)
+    if not (run_dir / rundir.CHECKPOINT_FILE).exists():
+        raise DataError(f"{run_dir} has no {rundir.CHECKPOINT_FILE}: the run has not finished an epoch")
+    state = load_checkpoint(run_dir / rundir.CHECKPOINT_FILE, map_location=device)
     model = make_model(cfg).to(device)
     try:
         model.load_state_dict(state["model"])
@@ -398,7 +339,7 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "cpu") -> LoadedRun:
                         f"{str(e).splitlines()[0]}") from None
     model.eval()
     return LoadedRun(model=model, config=cfg, run_dir=run_dir, epoch=int(state["epoch"]),
-                     result=_read_result(run_dir))
+                     result=rundir.read_result(run_dir))
 
 
 def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, split: str = "test",
@@ -416,26 +357,19 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
     if maze_size is not None and not cfg.is_maze:
         raise ConfigError("--maze-size is only for maze runs")
     batches = build_batches(cfg, split, train=False, limit=limit, maze_size=maze_size)
-    kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
-          "channels_last": bool(cfg.runtime.channels_last)}
     out: dict[str, Any] = {"run_dir": str(run_dir), "split": split, "epoch": loaded.epoch,
                            "data": cfg.data.name, "trained_iters": cfg.model.iters,
                            "samples": getattr(batches, "num_samples", None)}
     if cfg.is_maze:
         out["maze_size"] = maze_size or cfg.data.maze_size
-    if getattr(model, "recurrent", False) and hasattr(model, "outputs_per_iteration"):
-        n, note = usable_iters(model, iters or cfg.model.iters)
-        out["acc_per_iter"] = accuracy_per_iteration(model, batches, max_iters=n, **kw)
-        out["acc"] = out["acc_per_iter"][min(n, cfg.model.iters) - 1]
-        if note:
-            out["note"] = note
-    else:
-        if iters is not None and iters != cfg.model.iters:
-            raise ConfigError(f"a {cfg.model.mode} {cfg.model.family} model runs exactly "
-                              f"{cfg.model.iters} units; only recurrent models take --iters")
-        out["acc"] = accuracy(model, batches, **kw)
+    ev = evaluate(model, cfg, batches, iters=iters)
+    if ev["acc_per_iter"] is not None:
+        out["acc_per_iter"] = ev["acc_per_iter"]
+    out["acc"] = ev["acc"]
+    if ev["note"]:
+        out["note"] = ev["note"]
     return out
 
 
-__all__ = ["LoadedRun", "evaluate_saved", "check_compatible", "environment", "evaluate_run", "load_run",
-           "make_model", "read_status", "train_run"]
+__all__ = ["LoadedRun", "RunState", "check_compatible", "environment", "evaluate_run",
+           "evaluate_saved", "load_run", "make_model", "read_curve", "read_status", "train_run"]

@@ -38,14 +38,22 @@ class Task:
         ok = (logits.argmax(1) == y) | ~wall_mask(x)
         return ok.flatten(1).all(dim=1)
 
+    def loss_terms(self, logits: Tensor, y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Summed cross-entropy of the batch and its normaliser (samples, or non-wall pixels).
+
+        Several processes each holding a slice of a batch add both terms over the processes to
+        get the mean of the whole batch, which is why the two are kept apart.
+        """
+        per = F.cross_entropy(logits.float(), y, reduction="none")
+        if not self.per_pixel:
+            return per.sum(), per.new_tensor(float(len(y)))
+        mask = wall_mask(x)
+        return (per * mask).sum(), mask.sum().to(per.dtype)
+
     def loss(self, logits: Tensor, y: Tensor, x: Tensor) -> Tensor:
         """Mean cross-entropy of the batch (maze: averaged over non-wall pixels only)."""
-        if not self.per_pixel:
-            return F.cross_entropy(logits.float(), y)
-        mask = wall_mask(x)
-        per_pixel = F.cross_entropy(logits.float(), y, reduction="none")
-        return (per_pixel * mask).sum() / mask.sum().clamp_min(1)
-
+        total, denom = self.loss_terms(logits, y, x)
+        return total / denom.clamp_min(1)
 
 TASKS: dict[str, Task] = {"classification": Task("classification", per_pixel=False),
                           "maze": Task("maze", per_pixel=True)}
