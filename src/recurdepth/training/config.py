@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -20,7 +21,7 @@ from typing import Any, Union
 import yaml
 
 from recurdepth.errors import ConfigError, choices_message
-from recurdepth.io import read_yaml
+from recurdepth.io import load_yaml_text, read_yaml
 
 OPTIMIZERS = ("sgd", "adam")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -110,7 +111,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> RunConfig:
         """Build a RunConfig from a nested dict; unknown keys or wrong types raise ConfigError."""
-        return _from_dict(cls, d or {}, prefix="")
+        return check_values(_from_dict(cls, d or {}, prefix=""))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a nested dict of plain values (YAML/JSON friendly)."""
@@ -133,6 +134,104 @@ class RunConfig:
                  else f"i{self.model.iters}" if self.model.iters is not None else "fixed")
         data = f"mazes{self.data.maze_size}" if self.is_maze else self.data.name
         return f"{self.model.family}-{self.model.mode}-{depth}-{data}-s{self.seed}"
+
+
+# Upper bounds keep a typo (an extra zero or three) from asking for days of compute or terabytes
+# of memory; they are far above anything the paper or a reasonable extension uses.
+MAX_ITERS = 10_000
+MAX_WIDTH = 65_536
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_SEED = 2**32 - 1  # numpy's seeding range
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of a numeric config value (every float must also be finite)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: value > low (else >= low)
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """``> 0 and <= 10`` style text for error messages."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
+        return " and ".join(parts)
+
+    def allows(self, value: float) -> bool:
+        """True if ``value`` lies in the range."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None
+                    and (value >= self.high if self.high_open else value > self.high))
+
+
+# Ranges of every numeric key, next to the dataclasses that define the keys (None stays allowed
+# where the field is optional). Cross-key rules (e.g. milestones increasing) live in resolve().
+LIMITS: dict[str, Limit] = {
+    "model.effective_depth": Limit(1, 4 * MAX_ITERS + 8),
+    "model.iters": Limit(1, MAX_ITERS),
+    "model.width": Limit(1, MAX_WIDTH),
+    "model.dilation": Limit(1, 1024),
+    "data.maze_size": Limit(3, 1001),
+    "data.eval_maze_size": Limit(3, 1001),
+    "data.train_limit": Limit(1, 2**40),
+    "data.test_limit": Limit(1, 2**40),
+    "data.crop_padding": Limit(0, 64),
+    "data.workers": Limit(0, 256),
+    "optim.lr": Limit(0, 10, low_open=True),
+    "optim.momentum": Limit(0, 1, high_open=True),
+    "optim.weight_decay": Limit(0, 1),
+    "optim.milestones": Limit(1, MAX_EPOCHS),
+    "optim.gamma": Limit(0, 10, low_open=True),
+    "optim.warmup_epochs": Limit(0, MAX_EPOCHS),
+    "optim.clip_grad_norm": Limit(0, 1e9, low_open=True),
+    "train.epochs": Limit(1, MAX_EPOCHS),
+    "train.batch_size": Limit(1, MAX_BATCH),
+    "train.eval_batch_size": Limit(1, MAX_BATCH),
+    "train.eval_iters": Limit(1, MAX_ITERS),
+    "train.eval_every": Limit(0, MAX_EPOCHS),
+    "runtime.threads": Limit(1, 4096),
+    "seed": Limit(0, MAX_SEED),
+}
+
+
+def _check_value(key: str, value: Any) -> None:
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_value(f"{key}[{i}]" if key not in LIMITS else key, v)
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    limit = LIMITS.get(key)
+    if limit is not None and not limit.allows(value):
+        raise ConfigError(f"{key} must be {limit.describe()}, got {_number(value)}")
+
+
+def check_values(cfg: RunConfig) -> RunConfig:
+    """Refuse non-finite numbers, values outside ``LIMITS`` and a name that is not a plain name."""
+    from recurdepth.paths import check_name
+
+    for section, value in cfg.to_dict().items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _check_value(f"{section}.{k}", v)
+        else:
+            _check_value(section, value)
+    if cfg.name is not None:
+        check_name(cfg.name, "name")
+    return cfg
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
@@ -225,8 +324,8 @@ def _parse_override(raw: str, tp: Any) -> Any:
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
         return raw
     try:
-        return yaml.safe_load(raw) if raw.strip().lower() != "none" else None
-    except yaml.YAMLError:
+        return load_yaml_text(raw) if raw.strip().lower() != "none" else None
+    except (yaml.YAMLError, ValueError):
         return raw
 
 
@@ -363,7 +462,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         r.model.dilation = spec.options["dilation"]
 
     if r.is_maze:
-        if r.data.maze_size < 3 or r.data.maze_size % 2 == 0:
+        if r.data.maze_size % 2 == 0:
             raise ConfigError(f"data.maze_size must be an odd number >= 3, got {r.data.maze_size}")
         if r.data.crop_padding or r.data.hflip or r.data.vflip:
             raise ConfigError("mazes are not augmented: leave data.crop_padding, data.hflip and "
@@ -381,6 +480,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
             r.data.vflip = aug.vflip
     if r.data.eval_maze_size is not None and not r.is_maze:
         raise ConfigError("data.eval_maze_size is only for maze runs")
+    if r.data.eval_maze_size is not None and r.data.eval_maze_size % 2 == 0:
+        raise ConfigError(f"data.eval_maze_size must be an odd number >= 3, got "
+                          f"{r.data.eval_maze_size}")
 
     if r.optim.recur_lr_divide is None:
         r.optim.recur_lr_divide = r.is_maze
@@ -411,7 +513,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
                                            on_cuda)
     r.name = cfg.run_name()
-    return r
+    return check_values(r)
 
 
 # Keys that may change between an interrupted run and its resumption without changing the result.
@@ -434,6 +536,6 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
 
-__all__ = ["AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
+__all__ = ["LIMITS", "MAX_ITERS", "MAX_WIDTH", "Limit", "check_values", "AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "RuntimeConfig", "TrainConfig", "apply_overrides", "load_config", "protocol_dict",
            "resolve", "resolve_device", "resolve_on"]
