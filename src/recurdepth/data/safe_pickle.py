@@ -20,17 +20,21 @@ import numpy as np
 from recurdepth.errors import DataError
 
 
+class Refused(pickle.UnpicklingError):
+    """The file asks for something other than plain data."""
+
+
 def _dtype(spec: Any, *args: Any) -> np.dtype:
     dtype = np.dtype(spec, *args)
     if dtype.hasobject:
-        raise pickle.UnpicklingError("object arrays are not allowed")
+        raise Refused("object arrays are not allowed")
     return dtype
 
 
 def _latin1_encode(text: str, encoding: str = "utf-8", *args: Any) -> bytes:
     # Python 3 pickles of numpy arrays (protocol 2) store the raw buffer as latin-1 text.
     if encoding != "latin1":
-        raise pickle.UnpicklingError(f"codec {encoding!r} is not allowed")
+        raise Refused(f"codec {encoding!r} is not allowed")
     return text.encode("latin1")
 
 
@@ -57,12 +61,12 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: the file may only "
+            raise Refused(f"refused to load {module}.{name}: the file may only "
                                          f"hold arrays, lists, dicts, strings and numbers") from None
 
     def persistent_load(self, pid: Any) -> Any:
         """Persistent ids are not part of the format."""
-        raise pickle.UnpicklingError("persistent ids are not allowed")
+        raise Refused("persistent ids are not allowed")
 
 
 def load_restricted(path: str | os.PathLike) -> Any:
@@ -71,10 +75,10 @@ def load_restricted(path: str | os.PathLike) -> Any:
         with open(path, "rb") as f:
             data = f.read()
         obj = RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as e:
+    except Refused as e:
         raise DataError(f"{path} was refused: {e}. Use the official CIFAR-10 python files "
                         f"(https://www.cs.toronto.edu/~kriz/cifar.html)") from None
-    except (EOFError, ValueError, TypeError, IndexError, AttributeError, KeyError,
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, AttributeError, KeyError,
             MemoryError, OSError) as e:
         raise DataError(f"{path} could not be read as a CIFAR-10 batch ({type(e).__name__}: {e}); "
                         f"replace it with the official file") from None
@@ -106,4 +110,4 @@ def read_cifar_batches(paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.n
     return np.concatenate(images), np.concatenate(labels)
 
 
-__all__ = ["RestrictedUnpickler", "load_restricted", "read_cifar_batches"]
+__all__ = ["Refused", "RestrictedUnpickler", "load_restricted", "read_cifar_batches"]
