@@ -14,6 +14,7 @@ import torch
 
 from recurdepth.data.augment import AugmentConfig, TensorBatches
 from recurdepth.datasets_info import dataset_info
+from recurdepth.errors import DataError
 from recurdepth.training.config import RunConfig
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -104,6 +105,10 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
                                limit=limit)
         inputs, targets, mean, std = vs.images, vs.labels, vs.mean, vs.std
         augment = augment_config(cfg) if train else None
+    if len(inputs) == 0:
+        raise DataError(f"the {split} split of {cfg.data.name} under {cfg.data.root} is empty (0 "
+                        f"samples); a run needs training and test samples: check data.root and "
+                        f"the data set")
     return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,
                          mean=mean, std=std, device=device, seed=cfg.seed)
 

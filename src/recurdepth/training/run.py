@@ -2,7 +2,9 @@
 
 A run folder holds ``config.yaml`` (resolved), ``env.json`` (versions, device, git commit),
 ``status.json`` (running / completed / diverged; failed or interrupted with a message), ``metrics.jsonl`` (one line per epoch),
-``checkpoint_last.pt`` (written atomically after every epoch) and ``result.json``. Calling
+``checkpoint_last.pt`` (written atomically after every epoch), ``result.json``, ``data.json``
+(a fingerprint of the data it trained on; other data is refused) and ``.lock`` (held by the one
+process writing the folder, :mod:`recurdepth.locks`). Calling
 :func:`train_run` again on the same folder resumes from the checkpoint with model, optimizer,
 schedule (a function of the epoch), AMP scaler and RNG states restored; the data order and
 augmentation of every epoch derive from ``(seed, epoch)``, so an interrupted and resumed run ends
@@ -28,9 +30,12 @@ from torch import nn
 from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
+from recurdepth.data.fingerprint import check_run_data, record_run_data
 from recurdepth.errors import ConfigError, DataError
 from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text, read_yaml
+from recurdepth.locks import writer_lock
 from recurdepth.models import build_model
+from recurdepth.training.budget import check_eval_memory, check_training_memory
 from recurdepth.training.checkpoint import load_checkpoint, save_checkpoint
 from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on
 from recurdepth.training.data import build_batches, build_run_data
@@ -173,24 +178,36 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
     """
     cfg = resolve(config)
     run_dir = Path(run_dir)
+    check_training_memory(cfg)
+    with writer_lock(run_dir, "run folder"):  # one writer; removes a killed writer's temp files
+        return _train_locked(cfg, run_dir, progress=progress)
+
+
+def _train_locked(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
     check_compatible(run_dir, cfg)
+    fingerprint = check_run_data(run_dir, cfg)
     previous = _read_result(run_dir)
     if previous is not None and (previous.get("status") == "diverged"
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
-    run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(cfg, run_dir, progress=progress and cfg.runtime.progress)
+        return _train(cfg, run_dir, progress=progress and cfg.runtime.progress,
+                      fingerprint=fingerprint)
     except KeyboardInterrupt:
         _write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
         raise
     except Exception as e:
-        _write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
+        if previous is None or previous.get("status") != "completed":
+            # A failed extension of a completed run leaves its files as they were.
+            _write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
         raise
 
 
-def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
+def _train(cfg: RunConfig, run_dir: Path, *, progress: bool,
+           fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = build_run_data(cfg)  # before any file is written: bad data changes nothing
     atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
+    record_run_data(run_dir, fingerprint)
     device = torch.device(cfg.runtime.device)
     _configure_backend(cfg)
 
@@ -223,7 +240,6 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
                                            "resumed_from_epoch": start_epoch})
     _write_status(run_dir, "running", epoch=start_epoch, epochs=cfg.train.epochs)
 
-    data = build_run_data(cfg)
     train_model = torch.compile(model) if cfg.runtime.compile else model
     run_start = time.perf_counter()
     eval_kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
@@ -394,6 +410,7 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
         out["maze_size"] = maze_size or cfg.data.maze_size
     if getattr(model, "recurrent", False) and hasattr(model, "outputs_per_iteration"):
         n, note = usable_iters(model, iters or cfg.model.iters)
+        check_eval_memory(cfg, n)
         out["acc_per_iter"] = accuracy_per_iteration(model, batches, max_iters=n, **kw)
         out["acc"] = out["acc_per_iter"][min(n, cfg.model.iters) - 1]
         if note:
