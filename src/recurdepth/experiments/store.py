@@ -231,7 +231,7 @@ def discard_unfinished(path: str | Path) -> bool:
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             try:
-                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 if tables != {"experiment", "runs"} and tables:
                     return False
                 if tables and (conn.execute("SELECT COUNT(*) FROM experiment").fetchone()[0]

@@ -188,7 +188,7 @@ LIMITS: dict[str, Limit] = {
     "data.test_limit": Limit(1, 2**40),
     "data.crop_padding": Limit(0, 64),
     "data.workers": Limit(0, 256),
-    "optim.lr": Limit(0, 10, low_open=True),
+    "optim.lr": Limit(0, None, low_open=True),  # too large ends as "diverged", detected
     "optim.momentum": Limit(0, 1, high_open=True),
     "optim.weight_decay": Limit(0, 1),
     "optim.milestones": Limit(1, MAX_EPOCHS),
