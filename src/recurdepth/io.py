@@ -64,9 +64,18 @@ def read_yaml(path: str | os.PathLike, *, what: str = "file",
     except YamlTooLarge as e:
         raise error(f"{what} {path}: {e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise error(f"{what} {path} is not valid YAML: {e}") from None
+        raise error(f"{what} {path} is not valid YAML: {_yaml_problem(e)}") from None
     except OSError as e:
         raise error(f"{what} {path} cannot be read: {e.strerror or e}") from None
+
+
+def _yaml_problem(e: Exception) -> str:
+    """One line: the parser's problem and where it is (its message spans several lines)."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(e).split())
 
 
 # A document with aliases can expand to exponentially many values (the "billion laughs" attack:
