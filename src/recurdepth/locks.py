@@ -57,11 +57,13 @@ def remove_stale_temp(folder: Path, patterns: Sequence[str]) -> list[Path]:
 @contextmanager
 def writer_lock(folder: str | os.PathLike, what: str, *, lock_file: str | os.PathLike | None = None,
                 stale: Sequence[str] = TEMP_PATTERNS,
-                stale_in: str | os.PathLike | None = None) -> Iterator[Path]:
+                stale_in: str | os.PathLike | None = None,
+                remove: bool = False) -> Iterator[Path]:
     """Hold the write lock of ``folder`` (``folder/.lock`` unless ``lock_file``) for the block.
 
     On entry, leftovers matching ``stale`` in ``stale_in`` (default ``folder``) are removed. A
     second writer gets a LockedError naming the holder and ``what`` (e.g. "run folder").
+    ``remove`` deletes the lock file on release (for a lock beside, not inside, the output).
     """
     folder = Path(folder)
     lock_path = Path(lock_file) if lock_file is not None else folder / LOCK_NAME
@@ -75,7 +77,11 @@ def writer_lock(folder: str | os.PathLike, what: str, *, lock_file: str | os.Pat
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # A holder that removes its lock file on release may have done so between our open
+            # and flock: then we hold a lock on a deleted file, which protects nothing.
+            if os.fstat(fd).st_ino != os.stat(lock_path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             raise LockedError(f"{what} {folder} is being written by {_holder(lock_path)}; wait "
                               f"for it to finish (or stop it), or use another folder") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(),
@@ -85,7 +91,11 @@ def writer_lock(folder: str | os.PathLike, what: str, *, lock_file: str | os.Pat
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         remove_stale_temp(Path(stale_in) if stale_in is not None else folder, stale)
-        yield lock_path
+        try:
+            yield lock_path
+        finally:
+            if remove:
+                lock_path.unlink(missing_ok=True)  # while still holding it
     finally:
         os.close(fd)  # releases the flock
 

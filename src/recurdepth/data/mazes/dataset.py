@@ -197,7 +197,7 @@ def generate_dataset(out_dir: str | os.PathLike, *, size: int, n_train: int = 50
     # One writer per output: the lock sits beside the folder (which appears by a rename), and
     # its holder removes the temporary folders of a killed writer.
     with writer_lock(out_dir, "maze data set", lock_file=out_dir.parent / f".{out_dir.name}.lock",
-                     stale=(f".{out_dir.name}.tmp-*",), stale_in=out_dir.parent):
+                     stale=(f".{out_dir.name}.tmp-*",), stale_in=out_dir.parent, remove=True):
         if existing_dataset(out_dir, identity):  # written meanwhile by the previous holder
             return out_dir
         return _write_dataset(out_dir, gen, identity, size=size, n_train=int(n_train),
