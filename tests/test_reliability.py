@@ -142,7 +142,7 @@ CASES = [
           ("train.eval_every", "-1", r"train\.eval_every must be >= 0"),
           ("train.epochs", "0", r"train\.epochs must be >= 1"),
           ("train.batch_size", "0", r"train\.batch_size must be >= 1"),
-          ("train.eval_iters", "100000", r"train\.eval_iters must be >= 1 and <= 10,000"),
+          ("train.eval_iters", "100000", r"train\.eval_iters must be <= 10,000 iterations, got 100,000"),
           ("model.iters", "100000000", r"model\.iters must be >= 1 and <= 10,000"),
           ("model.width", "1000000", r"model\.width must be >= 1 and <= 65,536"),
           ("data.maze_size", "100001", r"data\.maze_size must be >= 3 and <= 1,001"),

@@ -208,7 +208,7 @@ LIMITS: dict[str, Limit] = {
     "train.epochs": Limit(1, MAX_EPOCHS),
     "train.batch_size": Limit(1, MAX_BATCH),
     "train.eval_batch_size": Limit(1, MAX_BATCH),
-    "train.eval_iters": Limit(1, MAX_ITERS),
+    # train.eval_iters (a number or "2x"): checked by resolve_eval_iters and resolve()
     "train.eval_every": Limit(0, MAX_EPOCHS),
     "runtime.threads": Limit(1, 4096),
     "seed": Limit(0, MAX_SEED),
@@ -529,6 +529,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
         raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
     r.train.eval_iters = resolve_eval_iters(r.train.eval_iters, r.model.iters)
+    if r.train.eval_iters is not None and r.train.eval_iters > MAX_ITERS:
+        raise ConfigError(f"train.eval_iters must be <= {MAX_ITERS:,} iterations, got "
+                          f"{r.train.eval_iters:,}")
     if r.train.eval_every < 0:
         raise ConfigError(f"train.eval_every must be >= 0 (0: only at the end), got "
                           f"{r.train.eval_every}")
