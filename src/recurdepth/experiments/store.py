@@ -225,6 +225,15 @@ def discard_unfinished(path: str | Path) -> bool:
     """Remove a database whose creation never finished (empty file, or tables without identity
     nor runs, as older versions could leave); True if one was removed."""
     path = Path(path)
+    if not unfinished(path):
+        return False
+    path.unlink()
+    return True
+
+
+def unfinished(path: str | Path) -> bool:
+    """True if ``path`` is a database whose creation never finished (see discard_unfinished)."""
+    path = Path(path)
     if not path.is_file():
         return False
     if path.stat().st_size > 0:
@@ -241,7 +250,6 @@ def discard_unfinished(path: str | Path) -> bool:
                 conn.close()
         except sqlite3.DatabaseError:
             return False  # not ours to delete: open_existing reports it
-    path.unlink()
     return True
 
 
@@ -302,4 +310,5 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-__all__ = ["DB_NAME", "FINISHED", "STATUSES", "ResultStore", "RunRecord", "discard_unfinished"]
+__all__ = ["DB_NAME", "FINISHED", "STATUSES", "ResultStore", "RunRecord", "discard_unfinished",
+           "unfinished"]

@@ -22,7 +22,7 @@ from recurdepth.experiments.executors import (
     TrainFn,
 )
 from recurdepth.experiments.spec import Experiment, RunSpec
-from recurdepth.experiments.store import DB_NAME, ResultStore, discard_unfinished
+from recurdepth.experiments.store import DB_NAME, ResultStore, discard_unfinished, unfinished
 from recurdepth.locks import writer_lock
 
 
@@ -129,6 +129,10 @@ def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,
     """
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
     runs = experiment.runs()  # validated before the folder is created or locked
+    db_path = db_path_for(out_dir)
+    if db_path.exists() and not unfinished(db_path):  # another experiment's folder stays untouched
+        with ResultStore.open_existing(db_path) as existing:
+            existing.check_identity(experiment)
     with writer_lock(out_dir, "sweep output"):  # one sweep per folder; removes stale temp files
         return _run_sweep(experiment, runs, out_dir, executor=executor, train_fn=train_fn,
                           progress=progress, on_event=on_event)
