@@ -332,6 +332,9 @@ def _parse_override(raw: str, tp: Any) -> Any:
     """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML."""
     wants_str = tp is str or str in _union_args(tp)
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
+        # A field that takes a number or a text (train.eval_iters: 6 or "2x") keeps numbers.
+        if int in _union_args(tp) and raw.strip().isdigit():
+            return int(raw.strip())
         return raw
     try:
         return load_yaml_text(raw) if raw.strip().lower() != "none" else None
