@@ -45,9 +45,8 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
     run_dir = tmp_path / "run"
     result = train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "env.json", "metrics.jsonl",
-        "result.json",
-        "status.json"]
+        ".lock", "checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "data.json",
+        "env.json", "metrics.jsonl", "result.json", "status.json"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["resolved"]["model"]["effective_depth"] == 6
     assert saved["resolved"]["data"]["crop_padding"] == 4

@@ -55,9 +55,74 @@ def read_yaml(path: str | os.PathLike, *, what: str = "file",
 
     error = error or ConfigError
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file: give the path of a YAML file")
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml_text(path.read_text(encoding="utf-8"))
+    except YamlTooLarge as e:
+        raise error(f"{what} {path}: {e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise error(f"{what} {path} is not valid YAML: {e}") from None
+        raise error(f"{what} {path} is not valid YAML: {_yaml_problem(e)}") from None
+    except OSError as e:
+        raise error(f"{what} {path} cannot be read: {e.strerror or e}") from None
+
+
+def _yaml_problem(e: Exception) -> str:
+    """One line: the parser's problem and where it is (its message spans several lines)."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(e).split())
+
+
+# A document with aliases can expand to exponentially many values (the "billion laughs" attack:
+# 300 bytes -> 10^9 items). Configs and experiments hold a few hundred values at most.
+MAX_YAML_NODES = 100_000
+
+
+class YamlTooLarge(ValueError):
+    """A YAML document whose aliases expand to more than ``MAX_YAML_NODES`` values."""
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load`` that refuses documents expanding to more than ``MAX_YAML_NODES`` values."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise YamlTooLarge(f"its aliases expand to more than {MAX_YAML_NODES:,} values; "
+                               f"write the values out instead of nesting aliases")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Values in ``node`` with every alias expanded (shared nodes counted at each use)."""
+    import yaml
+
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_YAML_NODES + 1  # a recursive alias (a node containing itself) is too large
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total += _expanded_size(child, memo)
+            if total > MAX_YAML_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            total += _expanded_size(k, memo) + _expanded_size(v, memo)
+            if total > MAX_YAML_NODES:
+                break
+    memo[key] = total
+    return total

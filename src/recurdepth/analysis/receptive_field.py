@@ -156,7 +156,13 @@ def receptive_field_table(family: str, iters_list: list[int], *, dataset: str | 
     every pixel (rf ≥ 2·side − 1).
     """
     from recurdepth.models import build_model
+    from recurdepth.training.config import MAX_ITERS
 
+    bad = [i for i in iters_list if isinstance(i, bool) or not isinstance(i, int)
+           or not 1 <= i <= MAX_ITERS]
+    if not iters_list or bad:
+        raise ConfigError(f"iteration counts must be integers in 1..{MAX_ITERS:,} (e.g. "
+                          f"--max-iters 10), got {bad[0] if bad else 'none'}")
     rows = []
     for dilation in dilations:
         fam = family

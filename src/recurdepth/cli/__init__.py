@@ -2,7 +2,8 @@
 
 Each module in ``COMMANDS`` defines ``register(subparsers)`` that adds its sub-command and sets
 ``func(args) -> int``. User errors (:class:`~recurdepth.errors.RecurDepthError`) are printed
-as one line, without a traceback, and exit with status 2.
+as one line, without a traceback, and exit with status 2; any other exception is one line too
+(type, message, what to do) with its traceback in a log file (:mod:`recurdepth.crash`), status 1.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"recurdepth {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the one place that turns any failure into one line
+        from recurdepth.crash import report_unexpected
+
+        return report_unexpected(args.command, e)
 
 
 if __name__ == "__main__":  # pragma: no cover

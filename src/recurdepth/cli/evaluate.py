@@ -6,6 +6,7 @@ import argparse
 import json
 
 from recurdepth.errors import ConfigError
+from recurdepth.training.config import MAX_ITERS
 from recurdepth.training.run import evaluate_saved
 
 
@@ -19,6 +20,8 @@ def parse_iters(text: str) -> int:
         raise ConfigError(f"--iters expects 1..N or N, got {text!r}") from None
     if lo != 1 or hi < 1:
         raise ConfigError(f"--iters expects 1..N with N >= 1 (every count from 1), got {text!r}")
+    if hi > MAX_ITERS:
+        raise ConfigError(f"--iters: N must be <= {MAX_ITERS:,}, got {hi:,}")
     return hi
 
 

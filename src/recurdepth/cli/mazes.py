@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from recurdepth.errors import ConfigError
+from recurdepth.paths import folder_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--train", type=int, default=50000, help="training mazes (default 50000)")
     g.add_argument("--test", type=int, default=10000, help="test mazes (default 10000)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--out", type=Path, default=None,
+    g.add_argument("--out", type=folder_arg, default=None,
                    help="output folder (default DATA_ROOT/mazes_SIZE)")
     g.add_argument("--data-root", type=Path, default=Path("data"),
                    help="data root for the default --out (default ./data)")

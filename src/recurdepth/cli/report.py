@@ -9,6 +9,7 @@ from recurdepth.errors import DataError
 from recurdepth.experiments.spec import load_experiment
 from recurdepth.experiments.store import DB_NAME
 from recurdepth.experiments.sweep import db_path_for, default_out_dir
+from recurdepth.paths import folder_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("target", metavar="EXPERIMENT_OR_DB",
                    help="results.sqlite, a sweep output folder, or a preset name / YAML file")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=folder_arg, default=None,
                    help="the sweep's output folder when EXPERIMENT_OR_DB is an experiment")
     p.add_argument("--report-dir", type=Path, default=None,
                    help="where to write the report (default: report/ next to the database)")

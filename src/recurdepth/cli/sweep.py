@@ -9,12 +9,13 @@ from recurdepth.experiments.executors import EXECUTORS, Executor, make_executor
 from recurdepth.experiments.spec import Experiment, RunSpec, list_presets, load_experiment
 from recurdepth.experiments.store import ResultStore
 from recurdepth.experiments.sweep import db_path_for, default_out_dir, run_sweep
+from recurdepth.paths import folder_arg
 
 
 def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "runs/<experiment>",
                            data_default: str = "the experiment's data.root") -> None:
     """Options shared by ``sweep`` and ``reproduce``: output, data root, executor."""
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=folder_arg, default=None,
                    help=f"output folder: results.sqlite, runs/, report/ (default: {out_default})")
     p.add_argument("--data-root", default=None,
                    help=f"folder of the data sets (default: {data_default})")

@@ -7,6 +7,7 @@ import json
 import signal
 from pathlib import Path
 
+from recurdepth.paths import folder_arg
 from recurdepth.training.config import RunConfig, config_keys, load_config, resolve
 from recurdepth.training.distributed import shutdown_distributed, world_rank
 from recurdepth.training.launch import check_process_count, torchrun_command
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file (optional)")
-    p.add_argument("--run-dir", type=Path, metavar="DIR",
+    p.add_argument("--run-dir", type=folder_arg, metavar="DIR",
                    help="run folder (default: runs/<name>, name derived from the config)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit without training")

@@ -50,16 +50,23 @@ class VisionSplit:
 
 
 # torchvision checks the md5 of the official CIFAR-10 and SVHN files before reading them, which
-# refuses any other file in the same format (a re-pickled copy, a tiny test fixture). These
-# subclasses only replace that check with "the files exist"; reading is torchvision's, a downloaded
-# archive is still verified against its md5, and a damaged file still fails to parse (-> DataError).
-# CIFAR-10 batches are Python pickles (torchvision unpickles them): use files from a trusted source.
-class _CIFAR10(datasets.CIFAR10):
-    meta = {**datasets.CIFAR10.meta, "md5": None}
+# refuses any other file in the same format (a re-pickled copy, a tiny test fixture). SVHN's
+# subclass only replaces that check with "the files exist" (scipy reads .mat files without
+# unpickling). CIFAR-10 batches are Python pickles, which torchvision would unpickle as they come:
+# they are read here by a restricted unpickler that never runs code from the file
+# (recurdepth.data.safe_pickle); a downloaded archive is still verified against its md5.
+def _read_cifar10(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets.utils import download_and_extract_archive
 
-    def _check_integrity(self) -> bool:
-        folder = Path(self.root) / self.base_folder
-        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
+    from recurdepth.data.safe_pickle import read_cifar_batches
+
+    c = datasets.CIFAR10
+    folder = root / c.base_folder
+    names = [name for name, _ in (c.train_list if train else c.test_list)]
+    if download and not all((folder / n).is_file() for n in names):
+        download_and_extract_archive(c.url, str(root), filename=c.filename, md5=c.tgz_md5)
+    images, labels = read_cifar_batches([folder / n for n in names])
+    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
 
 
 class _SVHN(datasets.SVHN):
@@ -128,11 +135,7 @@ def _read(name: str, root: Path, split: str, download: bool) -> tuple[torch.Tens
     """Read one split with torchvision; return uint8 (N,C,H,W) images and int64 labels on the CPU."""
     train = split == "train"
     if name == "cifar10":
-        ds = _CIFAR10(str(root), train=train, download=download)
-        # torchvision stores CIFAR as (N,H,W,C) numpy.
-        return torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))), torch.tensor(
-            ds.targets, dtype=torch.int64
-        )
+        return _read_cifar10(root, train, download)
     if name == "svhn":
         # SPEC §2: the `train` split only (73,257 images), not `extra`. torchvision maps label 10 to 0.
         ds = _SVHN(str(root / "svhn"), split=split, download=download)

@@ -38,6 +38,7 @@ import torch
 
 from recurdepth.errors import ConfigError, choices_message
 from recurdepth.io import read_yaml
+from recurdepth.paths import check_name
 from recurdepth.training.config import RunConfig, identity_hash, resolve_portable
 
 EXPERIMENT_KEYS = ("name", "description", "trials", "base", "grid", "rules", "prepare")
@@ -144,6 +145,7 @@ class Experiment:
         name = d.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"the experiment needs a non-empty 'name'{where}")
+        check_name(name.strip(), f"experiment name{where}")  # it names the output folder
         trials = d.get("trials", 1)
         if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
             raise ConfigError(f"'trials' must be a positive integer, got {trials!r}{where}")

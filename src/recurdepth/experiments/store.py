@@ -14,7 +14,9 @@ byte-for-byte identical.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,21 +106,14 @@ class ResultStore:
         ``runs`` is ``experiment.runs()`` when the caller has expanded it already.
         """
         path = Path(path)
-        existing = path.exists()
-        if existing:
+        discard_unfinished(path)
+        if path.exists():
             store = cls.open_existing(path)
             store.check_identity(experiment, runs)
             store._record_spec(experiment)
             return store
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None)
-        store = cls(path, conn)
-        conn.executescript(_SCHEMA)  # executescript commits on its own
-        with store._transaction():
-            rows = {"name": experiment.name, "schema_version": SCHEMA_VERSION}
-            conn.executemany("INSERT INTO experiment VALUES (?, ?)", sorted(rows.items()))
-        store._record_spec(experiment)
-        return store
+        _create(path, experiment)
+        return cls.open_existing(path)
 
     def _record_spec(self, experiment: Experiment) -> None:
         """Store the experiment's latest definition (written only when it changed)."""
@@ -265,9 +260,11 @@ class ResultStore:
             "SELECT id, position, name, params, config, parameters, effective_depth, status, "
             "result, error, run_dir, attempts, started_at, finished_at FROM runs "
             "ORDER BY position, id").fetchall()
-        return [RunRecord(id=r[0], position=r[1], name=r[2], params=json.loads(r[3]),
-                          config=json.loads(r[4]), parameters=r[5], effective_depth=r[6],
-                          status=r[7], result=json.loads(r[8]) if r[8] else None, error=r[9],
+        return [RunRecord(id=r[0], position=r[1], name=r[2],
+                          params=_json_column(r[3], "grid values", r[0], self.path),
+                          config=_json_column(r[4], "config", r[0], self.path),
+                          parameters=r[5], effective_depth=r[6], status=r[7],
+                          result=_json_column(r[8], "result", r[0], self.path), error=r[9],
                           run_dir=self._absolute(r[10]), attempts=r[11], started_at=r[12],
                           finished_at=r[13]) for r in rows]
 
@@ -279,6 +276,81 @@ class ResultStore:
         """Number of runs per status."""
         return dict(self.conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status "
                                       "ORDER BY status"))
+
+
+def discard_unfinished(path: str | Path) -> bool:
+    """Remove a database whose creation never finished (empty file, or tables without identity
+    nor runs, as older versions could leave); True if one was removed."""
+    path = Path(path)
+    if not unfinished(path):
+        return False
+    path.unlink()
+    return True
+
+
+def unfinished(path: str | Path) -> bool:
+    """True if ``path`` is a database whose creation never finished (see discard_unfinished)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if path.stat().st_size > 0:
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if tables != {"experiment", "runs"} and tables:
+                    return False
+                if tables and (conn.execute("SELECT COUNT(*) FROM experiment").fetchone()[0]
+                               or conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]):
+                    return False
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            return False  # not ours to delete: open_existing reports it
+    return True
+
+
+def _create(path: Path, experiment: Experiment) -> None:
+    """Write a new database beside ``path`` and rename it into place once complete.
+
+    A process killed (or a disk filling up) part-way leaves only a temporary ``.results.sqlite.*
+    .tmp`` file, which the next sweep of the folder removes; ``path`` is either absent or whole.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            rows = {"name": experiment.name, "spec_hash": experiment.spec_hash,
+                    "spec": canonical_json(experiment.identity()),
+                    "schema_version": SCHEMA_VERSION}
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany("INSERT INTO experiment VALUES (?, ?)", sorted(rows.items()))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _json_column(value: str | None, what: str, run_id: str, path: Path) -> Any:
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise DataError(f"results database {path}: the {what} of run {run_id} is not valid JSON "
+                        f"(edited or damaged); restore the file, or remove it and rerun the sweep "
+                        f"(finished runs are read back from their run folders)") from None
 
 
 class _Transaction:
@@ -295,4 +367,5 @@ class _Transaction:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-__all__ = ["DB_NAME", "FINISHED", "STATUSES", "ResultStore", "RunRecord"]
+__all__ = ["DB_NAME", "FINISHED", "STATUSES", "ResultStore", "RunRecord", "discard_unfinished",
+           "unfinished"]

@@ -22,7 +22,14 @@ from recurdepth.experiments.executors import (
     TrainFn,
 )
 from recurdepth.experiments.spec import Experiment, RunSpec
-from recurdepth.experiments.store import DB_NAME, ResultStore, RunRecord
+from recurdepth.experiments.store import (
+    DB_NAME,
+    ResultStore,
+    RunRecord,
+    discard_unfinished,
+    unfinished,
+)
+from recurdepth.locks import writer_lock
 
 
 @dataclass
@@ -135,8 +142,21 @@ def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,
     refused before any run starts. A failed run is recorded with its error; the others go on.
     """
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
-    runs = experiment.runs()
+    runs = experiment.runs()  # validated before the folder is created or locked
     db_path = db_path_for(out_dir)
+    if db_path.exists() and not unfinished(db_path):  # another experiment's folder stays untouched
+        with ResultStore.open_existing(db_path) as existing:
+            existing.check_identity(experiment)
+    with writer_lock(out_dir, "sweep output"):  # one sweep per folder; removes stale temp files
+        return _run_sweep(experiment, runs, out_dir, executor=executor, train_fn=train_fn,
+                          progress=progress, on_event=on_event)
+
+
+def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
+               executor: Executor | None, train_fn: TrainFn | None, progress: bool,
+               on_event: Callable[[str], None] | None) -> SweepSummary:
+    db_path = db_path_for(out_dir)
+    discard_unfinished(db_path)
     if db_path.exists():
         with ResultStore.open_existing(db_path) as existing:
             existing.check_identity(experiment, runs)

@@ -24,7 +24,7 @@ from typing import Any, Union
 import yaml
 
 from recurdepth.errors import ConfigError, choices_message
-from recurdepth.io import read_yaml
+from recurdepth.io import load_yaml_text, read_yaml
 
 OPTIMIZERS = ("sgd", "adam")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -127,7 +127,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> RunConfig:
         """Build a RunConfig from a nested dict; unknown keys or wrong types raise ConfigError."""
-        return _from_dict(cls, d or {}, prefix="")
+        return check_values(_from_dict(cls, d or {}, prefix=""))
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a nested dict of plain values (YAML/JSON friendly)."""
@@ -151,6 +151,104 @@ class RunConfig:
                  else f"i{self.model.iters}" if self.model.iters is not None else "fixed")
         data = f"mazes{self.data.maze_size}" if self.is_maze else self.data.name
         return f"{self.model.family}-{self.model.mode}-{depth}-{data}-s{self.seed}"
+
+
+# Upper bounds keep a typo (an extra zero or three) from asking for days of compute or terabytes
+# of memory; they are far above anything the paper or a reasonable extension uses.
+MAX_ITERS = 10_000
+MAX_WIDTH = 65_536
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_SEED = 2**32 - 1  # numpy's seeding range
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of a numeric config value (every float must also be finite)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: value > low (else >= low)
+    high_open: bool = False
+
+    def describe(self) -> str:
+        """``> 0 and <= 10`` style text for error messages."""
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
+        return " and ".join(parts)
+
+    def allows(self, value: float) -> bool:
+        """True if ``value`` lies in the range."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None
+                    and (value >= self.high if self.high_open else value > self.high))
+
+
+# Ranges of every numeric key, next to the dataclasses that define the keys (None stays allowed
+# where the field is optional). Cross-key rules (e.g. milestones increasing) live in resolve().
+LIMITS: dict[str, Limit] = {
+    "model.effective_depth": Limit(1, 4 * MAX_ITERS + 8),
+    "model.iters": Limit(1, MAX_ITERS),
+    "model.width": Limit(1, MAX_WIDTH),
+    "model.dilation": Limit(1, 1024),
+    "data.maze_size": Limit(3, 1001),
+    "data.eval_maze_size": Limit(3, 1001),
+    "data.train_limit": Limit(1, 2**40),
+    "data.test_limit": Limit(1, 2**40),
+    "data.crop_padding": Limit(0, 64),
+    "data.workers": Limit(0, 256),
+    "optim.lr": Limit(0, None, low_open=True),  # too large ends as "diverged", detected
+    "optim.momentum": Limit(0, 1, high_open=True),
+    "optim.weight_decay": Limit(0, 1),
+    "optim.milestones": Limit(1, MAX_EPOCHS),
+    "optim.gamma": Limit(0, 10, low_open=True),
+    "optim.warmup_epochs": Limit(0, MAX_EPOCHS),
+    "optim.clip_grad_norm": Limit(0, 1e9, low_open=True),
+    "train.epochs": Limit(1, MAX_EPOCHS),
+    "train.batch_size": Limit(1, MAX_BATCH),
+    "train.eval_batch_size": Limit(1, MAX_BATCH),
+    # train.eval_iters (a number or "2x"): checked by resolve_eval_iters and resolve()
+    "train.eval_every": Limit(0, MAX_EPOCHS),
+    "runtime.threads": Limit(1, 4096),
+    "seed": Limit(0, MAX_SEED),
+}
+
+
+def _check_value(key: str, value: Any) -> None:
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_value(f"{key}[{i}]" if key not in LIMITS else key, v)
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    limit = LIMITS.get(key)
+    if limit is not None and not limit.allows(value):
+        raise ConfigError(f"{key} must be {limit.describe()}, got {_number(value)}")
+
+
+def check_values(cfg: RunConfig) -> RunConfig:
+    """Refuse non-finite numbers, values outside ``LIMITS`` and a name that is not a plain name."""
+    from recurdepth.paths import check_name
+
+    for section, value in cfg.to_dict().items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                _check_value(f"{section}.{k}", v)
+        else:
+            _check_value(section, value)
+    if cfg.name is not None:
+        check_name(cfg.name, "name")
+    return cfg
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
@@ -251,8 +349,8 @@ def _parse_override(raw: str, tp: Any) -> Any:
             return int(raw.strip())
         return raw
     try:
-        return yaml.safe_load(raw) if raw.strip().lower() != "none" else None
-    except yaml.YAMLError:
+        return load_yaml_text(raw) if raw.strip().lower() != "none" else None
+    except (yaml.YAMLError, ValueError):
         return raw
 
 
@@ -405,7 +503,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
     _resolve_runtime(r)
     # A default name is readable and unique: distinct identities never share a run folder.
     r.name = cfg.name or f"{cfg.name_prefix()}-{identity_hash(r)[:8]}"
-    return r
+    return check_values(r)
 
 
 def _resolve_data(r: RunConfig, data: Any) -> None:
@@ -430,6 +528,9 @@ def _resolve_data(r: RunConfig, data: Any) -> None:
         raise ConfigError(f"data.maze_shift must be >= 0, got {r.data.maze_shift}")
     if r.data.eval_maze_size is not None and not r.is_maze:
         raise ConfigError("data.eval_maze_size is only for maze runs")
+    if r.data.eval_maze_size is not None and r.data.eval_maze_size % 2 == 0:
+        raise ConfigError(f"data.eval_maze_size must be an odd number >= 3, got "
+                          f"{r.data.eval_maze_size}")
 
 
 def _resolve_training(r: RunConfig, data: Any) -> None:
@@ -448,6 +549,9 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
     if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
         raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
     r.train.eval_iters = resolve_eval_iters(r.train.eval_iters, r.model.iters)
+    if r.train.eval_iters is not None and r.train.eval_iters > MAX_ITERS:
+        raise ConfigError(f"train.eval_iters must be <= {MAX_ITERS:,} iterations, got "
+                          f"{r.train.eval_iters:,}")
     if r.train.eval_every < 0:
         raise ConfigError(f"train.eval_every must be >= 0 (0: only at the end), got "
                           f"{r.train.eval_every}")
@@ -476,6 +580,7 @@ def _resolve_model(r: RunConfig, spec: Any) -> None:
         r.model.effective_depth = spec.fixed_depth
     if r.model.width is None:
         r.model.width = spec.default_width[r.data.name]
+
 
 
 def _resolve_runtime(r: RunConfig) -> None:
@@ -628,4 +733,5 @@ __all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "config_keys", "cpu_ha
            "RuntimeConfig", "TrainConfig", "apply_overrides", "identity_hash", "load_config",
            "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_eval_iters",
            "resolve_on",
-           "resolve_portable", "run_config_yaml", "run_identity", "stored_identity"]
+           "resolve_portable", "run_config_yaml", "run_identity", "stored_identity",
+           "LIMITS", "MAX_ITERS", "MAX_WIDTH", "Limit", "check_values"]

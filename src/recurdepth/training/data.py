@@ -15,6 +15,7 @@ import torch
 
 from recurdepth.data.augment import AugmentConfig, TensorBatches
 from recurdepth.data.registry import get_dataset
+from recurdepth.errors import DataError
 from recurdepth.training.config import RunConfig
 from recurdepth.training.distributed import SINGLE, Dist
 
@@ -104,6 +105,10 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
     size = (maze_size or cfg.data.maze_size) if info.is_maze else None
     inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
                                         download=cfg.data.download)
+    if len(inputs) == 0:
+        raise DataError(f"the {split} split of {cfg.data.name} under {cfg.data.root} is empty (0 "
+                        f"samples); a run needs training and test samples: check data.root and "
+                        f"the data set")
     augment = augment_config(cfg) if train else None
     mean, std = info.mean, info.std
     return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,

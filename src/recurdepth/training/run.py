@@ -5,11 +5,15 @@ last checkpoint (model, optimizer, schedule as a function of the epoch, AMP scal
 states), train the remaining epochs (metrics line, last and best checkpoints, status after each),
 then evaluate. The data order and augmentation of every epoch derive from ``(seed, epoch)``, so an
 interrupted and resumed run ends with exactly the weights of an uninterrupted one. The folder's
-files are read and written by :mod:`recurdepth.training.rundir`.
+files are read and written by :mod:`recurdepth.training.rundir`; one process at a time writes a
+folder (``.lock``, :mod:`recurdepth.locks`), and ``data.json`` holds a fingerprint of the data the
+run trained on, so other data is refused. The data is loaded before any file is written, so a
+failed attempt leaves a completed run's files as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,7 +26,10 @@ from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
 from recurdepth.errors import ConfigError, DataError
+from recurdepth.data.fingerprint import check_run_data, record_run_data
+from recurdepth.locks import writer_lock
 from recurdepth.models import build_model
+from recurdepth.training.budget import check_eval_memory, check_training_memory
 from recurdepth.training import rundir
 from recurdepth.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on, stored_identity
@@ -73,22 +80,31 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
     cfg = resolve(config)
     run_dir = Path(run_dir)
     dist = _join_processes(cfg)
+    check_training_memory(cfg)
+    # One writer per folder (process 0 of a torchrun run); it removes a killed writer's temp files.
+    lock = writer_lock(run_dir, "run folder") if dist.is_main else contextlib.nullcontext()
+    with lock:
+        return _train_locked(config, cfg, run_dir, dist,
+                             progress=progress and cfg.runtime.progress and dist.is_main)
+
+
+def _train_locked(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *,
+                  progress: bool) -> dict[str, Any]:
     check_compatible(run_dir, cfg)
+    fingerprint = check_run_data(run_dir, cfg)
     previous = rundir.read_result(run_dir)
     if previous is not None and (previous.get("status") == "diverged"
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        rundir.write_config(run_dir, config, cfg)
     try:
-        return _train(cfg, run_dir, dist, progress=progress and cfg.runtime.progress and dist.is_main)
+        return _train(config, cfg, run_dir, dist, progress=progress, fingerprint=fingerprint)
     except KeyboardInterrupt:
         if dist.is_main:
             rundir.write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
         raise
     except Exception as e:
-        if dist.is_main:
+        if dist.is_main and (previous is None or previous.get("status") != "completed"):
+            # A failed extension of a completed run leaves its files as they were.
             rundir.write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
         raise
 
@@ -107,12 +123,17 @@ def _join_processes(cfg: RunConfig) -> Dist:
     return dist
 
 
-def _train(cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool) -> dict[str, Any]:
+def _train(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool,
+           fingerprint: dict[str, Any] | None) -> dict[str, Any]:
+    data = build_run_data(cfg, dist)  # before any file is written: bad data changes nothing
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        rundir.write_config(run_dir, config, cfg)
+        record_run_data(run_dir, fingerprint)
     state = _setup(cfg)
     _resume(state, cfg, run_dir)
     if dist.is_main:
         _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
-    data = build_run_data(cfg, dist)
     train_curve = train_subset(cfg, data) if dist.is_main else None
     train_model = wrap_model(state.model, dist, device=cfg.runtime.device,
                              sync_bn=bool(cfg.runtime.sync_bn))
@@ -362,6 +383,8 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
                            "samples": getattr(batches, "num_samples", None)}
     if cfg.is_maze:
         out["maze_size"] = maze_size or cfg.data.maze_size
+    if getattr(model, "recurrent", False):
+        check_eval_memory(cfg, iters or cfg.model.iters)
     ev = evaluate(model, cfg, batches, iters=iters)
     if ev["acc_per_iter"] is not None:
         out["acc_per_iter"] = ev["acc_per_iter"]

@@ -79,9 +79,13 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    if not isinstance(result, dict):
+        raise DataError(f"{path} does not hold a result (a JSON object); restore it, or delete it "
+                        f"to evaluate the run again")
+    return result
 
 
 def write_result(run_dir: Path, result: dict[str, Any]) -> None:

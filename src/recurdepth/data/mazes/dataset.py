@@ -39,6 +39,7 @@ from recurdepth.data.mazes.generate import (
 )
 from recurdepth.errors import ConfigError, DataError, choices_message
 from recurdepth.io import atomic_write_json
+from recurdepth.locks import writer_lock
 
 MANIFEST = "manifest.json"
 FORMAT = "recurdepth-mazes"
@@ -191,7 +192,33 @@ def generate_dataset(out_dir: str | os.PathLike, *, size: int, n_train: int = 50
         return out_dir
     gen = MazeGenerator(size, seed=int(seed), dfs_root=dfs_root, threads=threads)
     gen.check_count(int(n_train) + int(n_test))
+    _check_disk(out_dir, size, int(n_train) + int(n_test))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One writer per output: the lock sits beside the folder (which appears by a rename), and
+    # its holder removes the temporary folders of a killed writer.
+    with writer_lock(out_dir, "maze data set", lock_file=out_dir.parent / f".{out_dir.name}.lock",
+                     stale=(f".{out_dir.name}.tmp-*",), stale_in=out_dir.parent, remove=True):
+        if existing_dataset(out_dir, identity):  # written meanwhile by the previous holder
+            return out_dir
+        return _write_dataset(out_dir, gen, identity, size=size, n_train=int(n_train),
+                              n_test=int(n_test), progress=progress)
+
+
+def _check_disk(out_dir: Path, size: int, count: int) -> None:
+    """ConfigError when the data set would not fit on the disk of ``out_dir``."""
+    side = image_side(size)
+    need = count * 4 * side * side  # uint8 inputs (3 planes) + solutions
+    probe = next((p for p in (out_dir, *out_dir.parents) if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise ConfigError(f"{count:,} mazes of size {size} need {need / 2**30:,.1f} GiB, more than "
+                          f"the {free / 2**30:,.1f} GiB free under {probe}; generate fewer or "
+                          f"smaller mazes, or choose another --out")
+
+
+def _write_dataset(out_dir: Path, gen: MazeGenerator, identity: dict, *, size: int, n_train: int,
+                   n_test: int, progress: bool) -> Path:
+    """Generate into a temporary folder beside ``out_dir`` and rename it into place."""
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     bar = _progress_bar(int(n_train) + int(n_test), f"mazes {size}x{size}", progress)
@@ -286,7 +313,33 @@ def load_dataset_split(folder: str | os.PathLike, split: str, *, limit: int | No
             raise DataError(f"{path}: shape {array.shape} dtype {array.dtype}, the manifest says "
                             f"{entry['shape']} {entry['dtype']}")
         arrays[name] = array
+    _check_split_form(folder, split, manifest, arrays, limit)
     return MazeSplit(arrays["inputs"], arrays["solutions"], int(manifest["size"]), split, folder / split)
+
+
+def _check_split_form(folder: Path, split: str, manifest: dict, arrays: dict[str, np.ndarray],
+                      limit: int | None) -> None:
+    """DataError unless the arrays agree with each other and with the manifest's size and counts
+    (an edited manifest or swapped files would otherwise train on the wrong thing)."""
+    inputs, solutions = arrays["inputs"], arrays["solutions"]
+    where = f"{folder / split}"
+    try:
+        size = check_size(manifest["size"])
+        count = int(manifest["counts"][split])
+    except (KeyError, TypeError, ValueError, ConfigError):
+        raise DataError(f"{folder / MANIFEST}: missing or invalid size/counts; delete {folder} and "
+                        f"generate it again") from None
+    side = image_side(size)
+    if inputs.ndim != 4 or inputs.shape[1:] != (3, side, side) or solutions.ndim != 3 \
+            or solutions.shape[1:] != (side, side) or len(inputs) != len(solutions):
+        raise DataError(f"{where}: inputs {inputs.shape} and solutions {solutions.shape} do not fit "
+                        f"mazes of size {size} (expected (N, 3, {side}, {side}) and (N, {side}, "
+                        f"{side})); delete {folder} and generate it again")
+    if len(inputs) != (count if limit is None else min(count, limit)):
+        raise DataError(f"{where}: {len(inputs):,} mazes, the manifest says {count:,}; delete "
+                        f"{folder} and generate it again")
+    if solutions.size and int(solutions.max()) > 1:
+        raise DataError(f"{where}/solutions.npy: values above 1 (expected a 0/1 path mask)")
 
 
 def load_published_split(folder: str | os.PathLike, size: int, split: str = "train", *,
@@ -309,6 +362,10 @@ def _to_uint8(array: np.ndarray, high: int, path: Path) -> np.ndarray:
     # Published arrays hold 0/1 floats; ours hold 0/255 inputs and 0/1 solutions.
     if array.size == 0:
         return array.astype(np.uint8)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{path}: dtype {array.dtype}, expected float or uint8 values")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(f"{path}: holds NaN or infinite values; replace the file")
     top = float(array.max())
     if float(array.min()) < 0 or top > 255 or (array.dtype.kind == "f" and top > 1.0 + 1e-6):
         raise DataError(f"{path}: values in [{float(array.min())}, {top}], expected 0..1 (float) or "
@@ -327,10 +384,20 @@ def load_maze_split(root: str | os.PathLike, size: int, split: str, *, limit: in
         raise ConfigError(choices_message("split", split, SPLITS))
     ours = maze_dir(root, size)
     if (ours / MANIFEST).exists():
-        return load_dataset_split(ours, split, limit=limit, verify=verify)
+        loaded = load_dataset_split(ours, split, limit=limit, verify=verify)
+        if loaded.size != size:
+            raise DataError(f"{ours / MANIFEST} says size {loaded.size}, but the folder is for size "
+                            f"{size}; delete {ours} and generate it again")
+        return loaded
     published = published_dir(root, size, split)
     if (published / "inputs.npy").exists():
-        return load_published_split(published, size, split, limit=limit)
+        loaded = load_published_split(published, size, split, limit=limit)
+        side = image_side(size)
+        if loaded.inputs.shape[2:] != (side, side):
+            raise DataError(f"{published}: images of {loaded.inputs.shape[2]}x"
+                            f"{loaded.inputs.shape[3]} px, but mazes of size {size} are {side}x"
+                            f"{side} px; check the folder")
+        return loaded
     raise DataError(f"no maze data of size {size} under {root} (looked for {ours / MANIFEST} and "
                     f"{published / 'inputs.npy'}); run `recurdepth mazes generate --size {size} --out "
                     f"{ours}`")

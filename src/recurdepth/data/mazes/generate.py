@@ -22,12 +22,18 @@ PAPER_SIZES = (9, 11, 13)
 _BATCH_PIXELS = 1 << 20  # pixels rendered per batch: a ~4 MB buffer that stays in cache
 
 
+MAX_SIZE = 1001  # 2,008-px images; far beyond the paper's 9, 11 and 13
+
+
 def check_size(size: int) -> int:
-    """Return ``size`` if it is an odd integer >= 3, else raise a ConfigError."""
+    """Return ``size`` if it is an odd integer in [3, MAX_SIZE], else raise a ConfigError."""
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 3 or size % 2 == 0:
         raise ConfigError(
             f"maze size must be an odd integer >= 3 (9, 11, 13 are the paper's small, medium, large), "
             f"got {size!r}")
+    if size > MAX_SIZE:
+        raise ConfigError(f"maze size must be <= {MAX_SIZE:,} (9, 11, 13 are the paper's small, "
+                          f"medium, large), got {size:,}")
     return int(size)
 
 
