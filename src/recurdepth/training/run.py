@@ -193,6 +193,7 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
     atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     device = torch.device(cfg.runtime.device)
     _configure_backend(cfg)
+    data = build_run_data(cfg)  # data errors come before any model is built
 
     torch.manual_seed(cfg.seed)  # model initialisation
     model = make_model(cfg).to(device)
@@ -223,7 +224,6 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
                                            "resumed_from_epoch": start_epoch})
     _write_status(run_dir, "running", epoch=start_epoch, epochs=cfg.train.epochs)
 
-    data = build_run_data(cfg)
     train_model = torch.compile(model) if cfg.runtime.compile else model
     run_start = time.perf_counter()
     eval_kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
