@@ -160,7 +160,8 @@ def test_maze_run_cli_train_and_eval_beyond_trained_iters(maze_root, tmp_path, c
     assert ev["acc_per_iter"][:2] == pytest.approx(result["test_acc_per_iter"])
     assert main(["eval", str(run_dir), "--iters", "1..3", "--maze-size", "7"]) == 0
     table = capsys.readouterr().out
-    assert "size 7" in table and "(trained)" in table and len(table.strip().splitlines()) == 5
+    assert "size 7" in table and "(trained)" in table and len(table.strip().splitlines()) == 6
+    assert "eval.json" in table.strip().splitlines()[-1]
     assert main(["eval", str(run_dir), "--iters", "2..3"]) == 2
     assert "--iters expects 1..N" in capsys.readouterr().err
 

@@ -230,37 +230,77 @@ def _parse_override(raw: str, tp: Any) -> Any:
         return raw
 
 
+def override_type(key: str) -> Any:
+    """The type of config key ``section.key`` (or ``seed``/``name``); ConfigError when unknown."""
+    parts = key.split(".")
+    top = _field_types(RunConfig)
+    if parts[0] in top:
+        tp = top[parts[0]]
+        if dataclasses.is_dataclass(tp):
+            section = _field_types(tp)
+            if len(parts) == 2 and parts[1] in section:
+                return section[parts[1]]
+        elif len(parts) == 1:
+            return tp
+    raise ConfigError(choices_message("config key", key, config_keys()))
+
+
+def split_override(text: str) -> tuple[str, str]:
+    """``"section.key=value"`` → ``("section.key", "value")``; ConfigError when there is no ``=``."""
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. optim.lr=0.05")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"section.key=value"`` → ``(key, value)`` with the key checked and the value typed."""
+    key, raw = split_override(text)
+    tp = override_type(key)
+    return key, _coerce(_parse_override(raw, tp), tp, key)
+
+
+def is_multirun(text: str) -> bool:
+    """True for ``key=v1,v2,...`` (a comma outside brackets): one run per value."""
+    _, raw = split_override(text)
+    return "," in raw and not raw.strip().startswith(("[", "{", "'", '"'))
+
+
+def parse_multirun(text: str) -> tuple[str, list[Any]]:
+    """``"key=v1,v2,..."`` → ``(key, [v1, v2, ...])``, each value checked against the key's type."""
+    key, raw = split_override(text)
+    tp = override_type(key)
+    items = raw.split(",")
+    if any(not item.strip() for item in items):
+        raise ConfigError(f"malformed multirun value {text!r}: empty item; write "
+                          f"{key}=v1,v2,... with one value between each pair of commas")
+    values = []
+    for item in items:
+        try:
+            values.append(_coerce(_parse_override(item.strip(), tp), tp, key))
+        except ConfigError:
+            raise ConfigError(f"malformed multirun value {text!r}: {item.strip()!r} is not a "
+                              f"valid {_type_name(tp)} for {key}; write {key}=v1,v2,...") from None
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"malformed multirun value {text!r}: a value is repeated")
+    return key, values
+
+
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]) -> RunConfig:
     """Return a copy of ``cfg`` with ``{"section.key": value}`` or ``"section.key=value"`` applied."""
     if isinstance(overrides, Mapping):
         items = list(overrides.items())
-        from_text = False
+        for key, _ in items:
+            override_type(key)
     else:
-        items = []
-        for text in overrides:
-            if "=" not in text:
-                raise ConfigError(f"override {text!r} must look like section.key=value, "
-                                  f"e.g. optim.lr=0.05")
-            k, v = text.split("=", 1)
-            items.append((k.strip(), v))
-        from_text = True
+        items = [parse_override(text) for text in overrides]
     d = cfg.to_dict()
     for key, value in items:
         parts = key.split(".")
-        top = _field_types(RunConfig)
-        if parts[0] not in top:
-            raise ConfigError(choices_message("config key", key, config_keys()))
-        if dataclasses.is_dataclass(top[parts[0]]):
-            section_types = _field_types(top[parts[0]])
-            if len(parts) != 2 or parts[1] not in section_types:
-                raise ConfigError(choices_message("config key", key, config_keys()))
-            tp = section_types[parts[1]]
-            d[parts[0]][parts[1]] = _parse_override(value, tp) if from_text else value
+        if len(parts) == 2:
+            d[parts[0]][parts[1]] = value
         else:
-            if len(parts) != 1:
-                raise ConfigError(choices_message("config key", key, config_keys()))
-            tp = top[parts[0]]
-            d[parts[0]] = _parse_override(value, tp) if from_text else value
+            d[parts[0]] = value
     return RunConfig.from_dict(d)
 
 
@@ -435,5 +475,6 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 __all__ = ["AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
-           "RuntimeConfig", "TrainConfig", "apply_overrides", "load_config", "protocol_dict",
+           "RuntimeConfig", "TrainConfig", "apply_overrides", "is_multirun", "load_config",
+           "override_type", "parse_multirun", "parse_override", "protocol_dict", "split_override",
            "resolve", "resolve_device", "resolve_on"]

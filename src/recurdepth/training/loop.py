@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +26,7 @@ class EpochStats:
     samples: int
     seconds: float
     finite: bool
+    step_losses: list[float] = field(default_factory=list)  # the loss of every step, in order
 
     @property
     def images_per_s(self) -> float:
@@ -54,8 +55,10 @@ def train_epoch(
     samples = 0
     start = time.perf_counter()
     finite = True
+    losses: list[Tensor] = []
+    # disable=None: no bar when stderr is not a terminal (no control codes in log files).
     bar = tqdm(total=len(batches) if hasattr(batches, "__len__") else None, desc=desc,
-               disable=not progress, leave=False, dynamic_ncols=True, unit="batch")
+               disable=None if progress else True, leave=False, dynamic_ncols=True, unit="batch")
     try:
         for step, (x, y) in enumerate(batches):
             on_cpu = x.device.type == "cpu"
@@ -76,6 +79,7 @@ def train_epoch(
                 if clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
                 optimizer.step()
+            losses.append(loss.detach())
             loss_sum = loss_sum + loss.detach() * len(y)
             correct = correct + n_correct
             samples += len(y)
@@ -97,7 +101,9 @@ def train_epoch(
     seconds = time.perf_counter() - start
     return EpochStats(loss=float(loss_sum) / max(samples, 1),
                       running_acc=100.0 * int(correct) / max(samples, 1),
-                      samples=samples, seconds=seconds, finite=finite)
+                      samples=samples, seconds=seconds, finite=finite,
+                      # One device-to-host copy per epoch, not one sync per step.
+                      step_losses=torch.stack(losses).float().cpu().tolist() if losses else [])
 
 
 __all__ = ["EpochStats", "train_epoch"]

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
 from recurdepth.errors import ConfigError, DataError
@@ -37,6 +36,7 @@ from recurdepth.training.data import build_batches, build_run_data
 from recurdepth.training.evaluate import accuracy, accuracy_per_iteration, usable_iters
 from recurdepth.training.loop import train_epoch
 from recurdepth.training.optim import build_optimizer, set_epoch_lr
+from recurdepth.training.tracking import Tracker
 
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"
@@ -164,8 +164,12 @@ def _configure_backend(cfg: RunConfig) -> None:
         torch.backends.cudnn.benchmark = bool(cfg.runtime.cudnn_benchmark)
 
 
-def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
+def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True,
+              quiet: bool = False) -> dict[str, Any]:
     """Train one run in ``run_dir`` (resuming from its checkpoint) and return its result dict.
+
+    ``progress`` shows progress bars (on a terminal, with ``runtime.progress``); the per-epoch
+    line is printed unless ``quiet`` and always written to ``train.log`` (and TensorBoard).
 
     The result (also ``result.json``) has status ("completed" or "diverged"), test_acc and
     train_acc in percent, test_acc_per_iter (index i = i+1 iterations; None for feed-forward
@@ -179,17 +183,26 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
     run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _train(cfg, run_dir, progress=progress and cfg.runtime.progress)
-    except KeyboardInterrupt:
-        _write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
-        raise
-    except Exception as e:
-        _write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
-        raise
+    with Tracker(run_dir, echo=not quiet) as tracker:
+        tracker.log(f"run {cfg.name}: {cfg.model.mode} {cfg.model.family}, effective depth "
+                    f"{cfg.model.effective_depth}, {cfg.train.epochs} epochs on "
+                    f"{cfg.runtime.device}")
+        try:
+            result = _train(cfg, run_dir, progress=progress and cfg.runtime.progress,
+                            tracker=tracker)
+        except KeyboardInterrupt:
+            _write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
+            tracker.log("interrupted by the user")
+            raise
+        except Exception as e:
+            _write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
+            tracker.log(f"failed: {type(e).__name__}: {e}")
+            raise
+        tracker.result(result)
+        return result
 
 
-def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
+def _train(cfg: RunConfig, run_dir: Path, *, progress: bool, tracker: Tracker) -> dict[str, Any]:
     atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     device = torch.device(cfg.runtime.device)
     _configure_backend(cfg)
@@ -257,11 +270,8 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
             "seconds": seconds_before + time.perf_counter() - run_start,
         })
         _write_status(run_dir, "running", epoch=epoch + 1, epochs=cfg.train.epochs)
-        if progress:
-            test = f" test acc {line['test_acc']:.2f}%" if "test_acc" in line else ""
-            tqdm.write(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {stats.loss:.4f} "
-                       f"train acc (augmented) {stats.running_acc:.2f}%{test} "
-                       f"{stats.images_per_s:.0f} img/s")
+        tracker.step_losses(epoch, stats.step_losses)
+        tracker.epoch(line, cfg.train.epochs)
 
     result = evaluate_run(model, cfg, data.test, data.train_eval)
     result.update({
@@ -271,12 +281,19 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool) -> dict[str, Any]:
         "images_per_s": samples_seen / max(train_seconds, 1e-9),
         "device": cfg.runtime.device,
     })
+    _complete_last_metrics(run_dir / METRICS_FILE, result)
     atomic_write_json(run_dir / RESULT_FILE, result)
     _write_status(run_dir, "completed", epoch=cfg.train.epochs, epochs=cfg.train.epochs)
-    if progress:
-        tqdm.write(f"done: test acc {result['test_acc']:.2f}%, train acc {result['train_acc']:.2f}%"
-                   f" ({run_dir})")
     return result
+
+
+def _complete_last_metrics(path: Path, result: dict[str, Any]) -> None:
+    """Add the final test and train accuracy to the last epoch's metrics line."""
+    lines = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines or lines[-1].get("epoch") != result["epochs"]:
+        return
+    lines[-1].update(test_acc=result["test_acc"], train_acc=result["train_acc"])
+    atomic_write_text(path, "".join(json.dumps(ln, sort_keys=True) + "\n" for ln in lines))
 
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -> dict[str, Any]:
