@@ -133,15 +133,18 @@ def capture_output(run_dir: str | os.PathLike) -> Iterator[None]:
     sys.stderr.flush()
     log_fd = os.open(path / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     saved = [os.dup(1), os.dup(2)]
+    # Both levels: file descriptors for C code and child processes, sys.stdout/err for Python
+    # (which a host such as Ray or pytest may have pointed elsewhere).
+    text = open(path / LOG_FILE, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
     try:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         _captured = True
-        yield
+        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+            yield
     finally:
         _captured = False
-        sys.stdout.flush()
-        sys.stderr.flush()
+        text.close()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, log_fd):
