@@ -128,7 +128,8 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask, mode):
 
 def test_run_folder_files_are_readable_by_others_under_umask_022(run):
     run_dir, _ = run
-    if os.umask(0o022) != 0o022:  # restore whatever the test runner had
-        os.umask(os.umask(0o022))
-    for name in ("config.yaml", "result.json", "checkpoint_last.pt", "status.json", "train.log"):
-        assert stat.S_IMODE((run_dir / name).stat().st_mode) & 0o044 == 0o044, name
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("config.yaml", "result.json", "checkpoint_last.pt", "status.json", "train.log",
+                 "metrics.jsonl", "env.json"):
+        assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o666 & ~umask, name
