@@ -86,7 +86,8 @@ def test_tables_hold_mean_se_and_parameter_counts(tmp_path):
                  "results.md", "runs.csv"):
         assert name in index
     assert "7 completed, 1 failed" in index
-    assert "<img src='accuracy_vs_depth.png'" in files.index_html.read_text()
+    page = files.index_html.read_text()
+    assert "<img src='data:image/png;base64," in page and "accuracy_vs_depth.svg" in page
 
 
 def test_report_is_deterministic_and_plots_carry_no_date(tmp_path):

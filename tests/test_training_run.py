@@ -189,3 +189,65 @@ def test_bn_recurrent_eval_is_capped_with_a_note(cifar_root, tmp_path, capsys):
                  "runtime.device=cpu"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["iters"] == 10 and printed["train"]["batch_size"] == 50
+
+
+def test_per_epoch_train_accuracy_is_unaugmented_on_a_fixed_subset(cifar_root, tmp_path):
+    run_dir = tmp_path / "curve"
+    result = train_run(cifar_config(cifar_root, **{"train.eval_train_limit": 16,
+                                                   "train.eval_every": 1}), run_dir)
+    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("train_acc" in ln, "test_acc" in ln) for ln in lines] == [(True, True)] * 2
+    assert result["curve"] == [{k: ln[k] for k in ("epoch", "train_acc", "test_acc")}
+                               for ln in lines]
+    assert lines[-1]["test_acc"] == pytest.approx(result["test_acc"])
+    # Independent check: the trained model on the first 16 training images, not augmented.
+    loaded = load_run(run_dir)
+    x, y = eval_tensors(loaded.config, "train", limit=16)
+    with torch.no_grad():
+        correct = count_correct(loaded.model(x), y, x, is_maze=False)
+    assert lines[-1]["train_acc"] == pytest.approx(100.0 * int(correct) / 16)
+    # 16 samples: every accuracy is a multiple of 100/16.
+    assert all(round(ln["train_acc"] * 16 / 100, 6) % 1 == 0 for ln in lines)
+
+
+def test_default_train_subset_is_the_test_set_size(maze_root, tmp_path):
+    cfg = apply_overrides(RunConfig(), {
+        "model.family": "maze", "model.iters": 1, "model.width": 4, "data.root": str(maze_root),
+        "data.maze_size": 5, "train.epochs": 1, "train.batch_size": 10, **QUIET})
+    run_dir = tmp_path / "maze_curve"
+    train_run(cfg, run_dir)
+    (line,) = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    loaded = load_run(run_dir)
+    x, y = eval_tensors(loaded.config, "train", limit=20)  # the maze test split holds 20
+    with torch.no_grad():
+        correct = count_correct(loaded.model(x), y, x, is_maze=True)
+    assert line["train_acc"] == pytest.approx(100.0 * int(correct) / 20)
+    off = train_run(apply_overrides(cfg, {"train.eval_train_limit": 0}), tmp_path / "off")
+    assert off["curve"] == [{"epoch": 1, "test_acc": off["test_acc"]}]
+
+
+@pytest.mark.parametrize("value, iters, expected", [
+    ("2x", 2, 4), ("1.5x", 3, 5), ("1x", 3, 3), (6, 2, 6), ("6", 2, 6), (None, 2, None)])
+def test_relative_eval_iters(value, iters, expected):
+    cfg = apply_overrides(RunConfig(), {"model.family": "maze", "model.iters": iters,
+                                        "train.eval_iters": value, **QUIET})
+    from recurdepth.training.config import resolve
+
+    assert resolve(cfg).train.eval_iters == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "0.5x", "x", "-2x", 0])
+def test_bad_eval_iters_is_a_clear_error(value):
+    from recurdepth.training.config import resolve
+
+    cfg = apply_overrides(RunConfig(), {"model.family": "maze", "model.iters": 2,
+                                        "train.eval_iters": value, **QUIET})
+    with pytest.raises(ConfigError, match=r"train\.eval_iters.*(2x|1\.5x)"):
+        resolve(cfg)
+
+
+def test_relative_eval_iters_respects_the_batchnorm_limit(cifar_root, tmp_path):
+    result = train_run(cifar_config(cifar_root, **{
+        "model.family": "residual_bn", "model.iters": 2, "train.epochs": 1,
+        "train.eval_iters": "2x"}), tmp_path / "bn2x")
+    assert len(result["test_acc_per_iter"]) == 2 and "instead of 4" in result["note"]

@@ -14,6 +14,7 @@ import torch
 from recurdepth.errors import ConfigError, DataError
 from recurdepth.models import build_model
 from recurdepth.training.checkpoint import MAGIC, load_checkpoint, save_checkpoint
+from recurdepth.training import config as config_module
 from recurdepth.training.config import (
     RunConfig,
     apply_overrides,
@@ -78,7 +79,8 @@ def test_unknown_model_data_set_optimizer_list_choices():
         resolve(apply_overrides(RunConfig(), {"model.family": "mlp", "model.iters": 1}))
 
 
-def test_resolve_fills_the_papers_defaults_and_auto_is_off_on_cpu():
+def test_resolve_fills_the_papers_defaults_and_auto_is_off_on_cpu(monkeypatch):
+    monkeypatch.setattr(config_module, "cpu_has_bf16", lambda: False)
     maze = resolve(apply_overrides(RunConfig(), {"model.effective_depth": 16,
                                                  "runtime.device": "cpu"}))
     assert (maze.model.iters, maze.model.width, maze.train.batch_size) == (3, 128, 50)
@@ -267,3 +269,30 @@ def test_bn_recurrent_iterations_are_capped_at_their_batchnorm_count():
     n, note = usable_iters(model, 6)
     assert n == 2 and "BatchNorm for 2 iterations" in note
     assert usable_iters(build_model("maze", "recurrent", iters=2, width=4), 6) == (6, None)
+
+
+def test_auto_uses_bf16_and_channels_last_on_a_cpu_with_bf16_units(monkeypatch):
+    monkeypatch.setattr(config_module, "cpu_has_bf16", lambda: True)
+    cfg = resolve(apply_overrides(RunConfig(), {"model.effective_depth": 8,
+                                                "runtime.device": "cpu"}))
+    assert cfg.runtime.amp == "bf16" and cfg.runtime.channels_last is True
+    assert cfg.runtime.compile is False and cfg.runtime.cudnn_benchmark is False
+    # An explicit choice wins over the detection, and the resolved config records it.
+    off = resolve(apply_overrides(RunConfig(), {"model.effective_depth": 8, "runtime.device": "cpu",
+                                                "runtime.amp": "off",
+                                                "runtime.channels_last": False}))
+    assert off.runtime.amp == "off" and off.runtime.channels_last is False
+    assert "amp: bf16" in cfg.to_yaml() and "amp: 'off'" in off.to_yaml()
+
+
+def test_cpu_has_bf16_reads_the_cpu_flags(tmp_path):
+    def cpuinfo(flags: str) -> str:
+        path = tmp_path / f"cpuinfo_{len(list(tmp_path.iterdir()))}"
+        path.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")
+        return str(path)
+
+    assert config_module.cpu_has_bf16(cpuinfo("fpu sse2 avx2 avx512f avx512_bf16")) is True
+    assert config_module.cpu_has_bf16(cpuinfo("fpu sse2 amx_tile amx_bf16 amx_int8")) is True
+    # AVX-512 without its BF16 extension only emulates bf16: stay in fp32.
+    assert config_module.cpu_has_bf16(cpuinfo("fpu sse2 avx2 avx512f avx512bw avx512vl")) is False
+    assert config_module.cpu_has_bf16(str(tmp_path / "missing")) is False

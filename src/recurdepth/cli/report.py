@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "an experiment name/YAML whose sweep used the default --out) and write the paper's "
         "figures (accuracy vs effective depth, recurrent and feed-forward side by side, mean ± "
         "standard error; accuracy vs test-time iterations), Markdown and CSV tables with "
-        "parameter counts, and index.md / index.html linking them. Same database, same files.",
+        "parameter counts, learning curves, the computed verdict on the paper's claim (also printed "
+        "here), and index.md / index.html (figures embedded, plus PNG and SVG files). Same "
+        "database, same files.",
     )
     p.add_argument("target", metavar="EXPERIMENT_OR_DB",
                    help="results.sqlite, a sweep output folder, or a preset name / YAML file")
@@ -32,4 +34,7 @@ def run(args: argparse.Namespace) -> int:
     for path in [*files.figures, *files.tables]:
         print(f"wrote {path}")
     print(f"index: {files.index} (and {files.index_html.name})")
+    if files.verdicts:
+        print()
+        print(files.verdict_text())
     return 0

@@ -1,11 +1,14 @@
 """Reports from a results database: the paper's plots, tables (Markdown + CSV) and an index page.
 
 ``write_report(db)`` reads only the database, so the same database always gives the same files.
+The verdict on the paper's claim is computed from it too (:mod:`recurdepth.report.verdict`).
+``index.html`` embeds its figures, so it opens from any folder; every figure is also an SVG.
 The package is callable: ``recurdepth.report("runs/quick")`` is :func:`report`.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import sys
@@ -15,9 +18,21 @@ from pathlib import Path
 
 from recurdepth.experiments.store import ResultStore, RunRecord
 from recurdepth.io import atomic_write_text
-from recurdepth.report.plots import plot_accuracy_vs_depth, plot_accuracy_vs_iterations
+from recurdepth.report.plots import (
+    plot_accuracy_vs_depth,
+    plot_accuracy_vs_iterations,
+    plot_learning_curves,
+)
 from recurdepth.report.results import GroupStat, fmt_int, group_results
 from recurdepth.report.tables import Table, depth_table, model_table, results_table
+from recurdepth.report.verdict import (
+    PAPER_CLAIM,
+    RULE,
+    PanelVerdict,
+    panel_verdicts,
+    verdict_lines,
+    verdict_markdown,
+)
 
 
 @dataclass
@@ -30,6 +45,11 @@ class ReportFiles:
     figures: list[Path] = field(default_factory=list)
     tables: list[Path] = field(default_factory=list)
     groups: list[GroupStat] = field(default_factory=list)
+    verdicts: list[PanelVerdict] = field(default_factory=list)
+
+    def verdict_text(self) -> str:
+        """The verdict as plain text for the terminal ('' when no panel has both modes)."""
+        return "\n".join(verdict_lines(self.verdicts))
 
 
 def _runs_table(records: list[RunRecord]) -> Table:
@@ -69,9 +89,16 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
         figures.append(("Accuracy vs effective depth", fig))
     fig = plot_accuracy_vs_iterations(groups, folder / "accuracy_vs_iterations.png",
                                       title=f"{name}: recurrent models, accuracy vs test-time "
-                                            f"iterations (★ = trained iterations)")
+                                            f"iterations (★ and dotted line = trained "
+                                            f"iterations)")
     if fig:
         figures.append(("Accuracy vs test-time iterations", fig))
+    fig = plot_learning_curves(groups, folder / "learning_curves.png",
+                               title=f"{name}: learning curves, test (solid) and train (dashed, "
+                                     f"no augmentation) accuracy per epoch, one line per run")
+    if fig:
+        figures.append(("Learning curves", fig))
+    verdicts = panel_verdicts(groups)
     tables = [depth_table(groups), model_table(groups), results_table(groups),
               _runs_table(records)]
     table_paths: list[Path] = []
@@ -84,28 +111,60 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
           f"Results database: `{db_path.name}` · spec hash `{meta.get('spec_hash')}` · "
           f"{len(records)} runs ({status_line}) · {spec.get('trials', '?')} trial(s) per "
           f"configuration.", ""]
+    md += verdict_markdown(verdicts)
     for title, path in figures:
-        md += [f"## {title}", "", f"![{title}]({path.name})", ""]
+        md += [f"## {title}", "", f"![{title}]({path.name}) ([SVG]({path.with_suffix('.svg').name}))",
+               ""]
     for t in tables:
         md += [f"## {t.title}", "", f"[Markdown]({t.name}.md) · [CSV]({t.name}.csv)", "",
                t.markdown()]
     index = atomic_write_text(folder / "index.md", "\n".join(md))
     index_html = atomic_write_text(folder / "index.html",
-                                   _html(name, md[2], figures, tables))
+                                   _html(name, md[2], figures, tables, verdicts))
     return ReportFiles(folder=folder, index=index, index_html=index_html,
-                       figures=[p for _, p in figures], tables=table_paths, groups=groups)
+                       figures=[p for _, p in figures], tables=table_paths, groups=groups,
+                       verdicts=verdicts)
 
 
-def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list[Table]) -> str:
+# On load, the page records whether every image decoded (used by the browser test).
+_IMAGES_CHECK = ("<script>window.addEventListener('load',function(){var imgs=document.images,"
+                 "ok=imgs.length>0;for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||"
+                 "imgs[i].naturalWidth===0){ok=false;}}document.getElementById('images-status')"
+                 ".textContent=(ok?'images-ok ':'images-broken ')+imgs.length;});</script>")
+
+
+def _verdict_html(verdicts: list[PanelVerdict]) -> list[str]:
+    e = html.escape
+    if not verdicts:
+        return []
+    parts = ["<section id='verdict'><h2>Verdict</h2>", f"<p><em>{e(PAPER_CLAIM)}</em></p>"]
+    for v in verdicts:
+        parts.append(f"<h3>{e(v.panel)}</h3><ul>")
+        parts += [f"<li>{e(d.line())}</li>" for d in v.depths]
+        parts.append(f"</ul><p><strong>{e(v.overall())}</strong></p><ul>")
+        parts += [f"<li>convergence, {e(label)}: {e(line)}</li>" for label, line in v.convergence]
+        parts.append("</ul>")
+    parts.append(f"<p><small>{e(RULE)}</small></p></section>")
+    return parts
+
+
+def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list[Table],
+          verdicts: list[PanelVerdict]) -> str:
     e = html.escape
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{e(name)}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;"
              "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "img{max-width:100%}</style></head><body>",
+             "img{max-width:100%}#images-status{display:none}</style></head><body>",
              f"<h1>{e(name)}</h1>", f"<p>{e(summary.replace('`', ''))}</p>"]
+    parts += _verdict_html(verdicts)
     for title, path in figures:
-        parts += [f"<h2>{e(title)}</h2>", f"<img src='{e(path.name)}' alt='{e(title)}'>"]
+        # Embedded, so the page shows its figures wherever it is copied.
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        svg = path.with_suffix(".svg").name
+        parts += [f"<h2>{e(title)}</h2>",
+                  f"<img src='data:image/png;base64,{data}' alt='{e(title)}'>",
+                  f"<p><a href='{e(path.name)}'>PNG</a> · <a href='{e(svg)}'>SVG</a></p>"]
     for t in tables:
         parts += [f"<h2>{e(t.title)}</h2>",
                   f"<p><a href='{t.name}.md'>Markdown</a> · <a href='{t.name}.csv'>CSV</a></p>",
@@ -113,7 +172,7 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
         parts += ["<tr>" + "".join(f"<td>{e(c.replace(chr(92) + '|', '|'))}</td>" for c in row)
                   + "</tr>" for row in t.rows]
         parts.append("</table>")
-    parts.append("</body></html>")
+    parts += ["<div id='images-status'>images-pending</div>", _IMAGES_CHECK, "</body></html>"]
     return "\n".join(parts) + "\n"
 
 

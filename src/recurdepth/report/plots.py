@@ -25,11 +25,16 @@ MODE_STYLE = {
     "feedforward": {"label": "feed-forward", "color": "#e08a1e", "hatch": "//"},
 }
 _PNG_METADATA = {"Software": None}
+_SVG_METADATA = {"Date": None, "Creator": None}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    # Atomic and deterministic: a fixed DPI and no "Software"/date entry in the PNG.
+    """Write the PNG at ``path`` and an SVG beside it (vector, for papers)."""
+    # Atomic and deterministic: a fixed DPI, no "Software"/date entry, fixed SVG element ids.
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, metadata=_PNG_METADATA))
+    with matplotlib.rc_context({"svg.hashsalt": "recurdepth"}):
+        atomic_write(path.with_suffix(".svg"),
+                     lambda p: fig.savefig(p, format="svg", metadata=_SVG_METADATA))
     plt.close(fig)
     return path
 
@@ -98,8 +103,8 @@ def plot_accuracy_vs_depth(groups: list[GroupStat], path: str | Path, *,
                 ax.annotate(f"{m:.1f}", (x, t), xytext=(0, 3), textcoords="offset points",
                             ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(depths)))
-        ax.set_xticklabels([str(d) for d in depths])
-        ax.set_xlabel("effective depth")
+        ax.set_xticklabels([_depth_label(d, gs, modes) for d in depths], fontsize=8)
+        ax.set_xlabel("effective depth (parameters per mode below)")
         ax.set_ylabel(_ylabel(panel))
         ax.set_ylim(0, min(100.0, top * 1.15 + 2) if top > 0 else 1)
         ax.set_title(panel, fontsize=10)
@@ -109,6 +114,27 @@ def plot_accuracy_vs_depth(groups: list[GroupStat], path: str | Path, *,
     _suptitle(fig, title or "Accuracy vs effective depth (mean ± standard error over trials)")
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def _depth_label(depth: int, gs: list[GroupStat], modes: list[str]) -> str:
+    """Tick label: the depth, then each mode's parameter count (the claim's other half)."""
+    lines = [str(depth)]
+    for mode in modes:
+        g = next((g for g in gs if g.mode == mode and g.effective_depth == depth), None)
+        if g is not None and g.parameters:
+            short = MODE_STYLE.get(mode, {"label": mode})["label"]
+            lines.append(f"{short}: {_short_int(g.parameters)}")
+    return "\n".join(lines)
+
+
+def _short_int(n: int) -> str:
+    if n >= 10_000_000:
+        return f"{n / 1e6:.0f}M"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f}k"
+    return f"{n:,}"
 
 
 def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
@@ -137,6 +163,7 @@ def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
             if g.iters and g.iters <= len(ms):
                 ax.plot([g.iters], [ms[g.iters - 1]], marker="*", markersize=12, color=color,
                         markeredgecolor="black", linestyle="none")
+                ax.axvline(g.iters, color=color, linestyle=":", linewidth=1, alpha=0.8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("test-time iterations")
         ax.set_ylabel(_ylabel(panel))
@@ -145,9 +172,55 @@ def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     _suptitle(fig, title or "Recurrent models: accuracy vs test-time iterations "
-              "(★ = trained iterations)")
+              "(★ and dotted line = trained iterations)")
     fig.tight_layout()
     return _save(fig, Path(path))
 
 
-__all__ = ["MODE_STYLE", "plot_accuracy_vs_depth", "plot_accuracy_vs_iterations"]
+def plot_learning_curves(groups: list[GroupStat], path: str | Path, *,
+                         title: str = "") -> Path | None:
+    """Train (dashed) and test (solid) accuracy per epoch, one line per run, one panel per depth.
+
+    Colours tell recurrent from feed-forward. Returns None when no run has a curve.
+    """
+    cells: dict[tuple[str, int | None], list[GroupStat]] = {}
+    for panel, gs in panels(groups).items():
+        for g in gs:
+            if any(c.points for c in g.curves):
+                cells.setdefault((panel, g.effective_depth), []).append(g)
+    if not cells:
+        return None
+    fig, axes = _grid(len(cells), width=4.4, height=3.4)
+    for ax, ((panel, depth), gs) in zip(axes, sorted(cells.items(), key=lambda kv: (
+            kv[0][0], kv[0][1] or 0))):
+        for g in gs:
+            style = MODE_STYLE.get(g.mode, {"label": g.mode, "color": "#666666"})
+            for k, c in enumerate(g.curves):
+                label = style["label"] if k == 0 else None
+                tr = [(e, v) for e, v, _ in c.points if v is not None]
+                te = [(e, v) for e, _, v in c.points if v is not None]
+                if te:
+                    ax.plot([e for e, _ in te], [v for _, v in te], color=style["color"],
+                            linewidth=1.2, marker="o", markersize=2.5, alpha=0.9,
+                            label=f"{label} test" if label else None)
+                if tr:
+                    ax.plot([e for e, _ in tr], [v for _, v in tr], color=style["color"],
+                            linewidth=1.0, linestyle="--", alpha=0.8,
+                            label=f"{label} train" if label else None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(_ylabel(panel).replace("test ", ""))
+        top = max((v for g in gs for c in g.curves for _, tr, te in c.points
+                   for v in (tr, te) if v is not None), default=0.0)
+        ax.set_ylim(0, min(100.0, top * 1.1 + 2))
+        ax.set_title(f"{panel} · depth {depth}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    _suptitle(fig, title or "Learning curves: test (solid) and train (dashed, no augmentation) "
+              "accuracy per epoch, one line per run")
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+__all__ = ["MODE_STYLE", "plot_accuracy_vs_depth", "plot_accuracy_vs_iterations",
+           "plot_learning_curves"]

@@ -27,6 +27,15 @@ def mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(var / n)
 
 
+@dataclass(frozen=True)
+class RunCurve:
+    """One finished run's learning curve: (epoch, train acc, test acc) per evaluated epoch."""
+
+    name: str
+    epochs: int | None
+    points: list[tuple[int, float | None, float | None]]
+
+
 @dataclass
 class GroupStat:
     """All trials of one configuration: identity, size and accuracy statistics."""
@@ -46,6 +55,8 @@ class GroupStat:
     train_accs: list[float] = field(default_factory=list)
     per_iter: list[list[float]] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+    seeds: list[int | None] = field(default_factory=list)  # of each entry of test_accs
+    curves: list[RunCurve] = field(default_factory=list)
 
     @property
     def test(self) -> tuple[float | None, float | None]:
@@ -109,6 +120,12 @@ def group_results(records: Iterable[RunRecord]) -> list[GroupStat]:
             g.done += 1
             if isinstance(rec.result.get("test_acc"), (int, float)):
                 g.test_accs.append(float(rec.result["test_acc"]))
+                seed = rec.config.get("seed")
+                g.seeds.append(int(seed) if isinstance(seed, int) else None)
+            g.curves.append(RunCurve(
+                rec.name, rec.result.get("epochs"),
+                [(int(p["epoch"]), _num(p.get("train_acc")), _num(p.get("test_acc")))
+                 for p in rec.result.get("curve") or [] if "epoch" in p]))
             if isinstance(rec.result.get("train_acc"), (int, float)):
                 g.train_accs.append(float(rec.result["train_acc"]))
             if g.iters is None:
@@ -118,6 +135,10 @@ def group_results(records: Iterable[RunRecord]) -> list[GroupStat]:
                 g.per_iter.append([float(v) for v in per_iter])
     return sorted(groups.values(), key=lambda g: (g.panel, g.effective_depth or 0,
                                                   _mode_order(g.mode)))
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _mode_order(mode: str) -> int:
@@ -144,5 +165,5 @@ def fmt_int(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-__all__ = ["GroupStat", "dataset_label", "fmt_acc", "fmt_int", "group_results", "mean_se",
+__all__ = ["GroupStat", "RunCurve", "dataset_label", "fmt_acc", "fmt_int", "group_results", "mean_se",
            "panels"]

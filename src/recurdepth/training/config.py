@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import math
 import os
 import types
 import typing
@@ -78,13 +80,22 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int | None = None  # None: 128 for classification, 50 for mazes (SPEC §3)
     eval_batch_size: int | None = None  # None: 2 x batch_size
-    eval_iters: int | None = None  # test accuracy at iterations 1..N (None: the trained iters)
-    eval_every: int = 1  # test accuracy every N epochs (0: only at the end)
+    # Test accuracy at iterations 1..N of a recurrent model: an int N, or "<factor>x" relative to
+    # the trained iterations ("2x": think twice as long); None: the trained iterations.
+    eval_iters: int | str | None = None
+    eval_every: int = 1  # test (and train) accuracy every N epochs (0: only at the end)
+    # Un-augmented train accuracy per evaluated epoch on the first N training samples (learning
+    # curves); None: as many as the test set, 0: not measured.
+    eval_train_limit: int | None = None
 
 
 @dataclass
 class RuntimeConfig:
-    """Device and speed options; ``auto`` = on for CUDA where the protocol is unchanged, off on CPU."""
+    """Device and speed options; ``auto`` = on where the protocol is unchanged and it is faster.
+
+    ``amp`` and ``channels_last``: on for CUDA and for CPUs with native bf16 (see
+    :func:`cpu_has_bf16`); ``compile`` and ``cudnn_benchmark``: on for CUDA only.
+    """
 
     device: str = AUTO
     amp: str = AUTO  # auto | off | bf16 | fp16
@@ -340,6 +351,27 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# CPU flags (Linux /proc/cpuinfo) of native bf16 arithmetic: AVX-512 BF16 and AMX.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when this CPU computes in bf16 natively (``avx512_bf16`` or ``amx_bf16``).
+
+    Elsewhere (no such flag, or no ``/proc/cpuinfo``, e.g. macOS) bf16 would be emulated and
+    slower than fp32, so ``runtime.amp=auto`` stays fp32 there.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool(set(line.split(":", 1)[-1].split()) & set(BF16_CPU_FLAGS))
+    except OSError:
+        return False
+    return False
+
+
 def _auto_flag(value: bool | str, key: str, on_cuda: bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -435,18 +467,28 @@ def resolve(cfg: RunConfig) -> RunConfig:
         r.train.eval_batch_size = 2 * r.train.batch_size
     if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
         raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
-    if r.train.eval_iters is not None and r.train.eval_iters < 1:
-        raise ConfigError(f"train.eval_iters must be >= 1, got {r.train.eval_iters}")
+    r.train.eval_iters = resolve_eval_iters(r.train.eval_iters, r.model.iters)
+    if r.train.eval_every < 0:
+        raise ConfigError(f"train.eval_every must be >= 0 (0: only at the end), got "
+                          f"{r.train.eval_every}")
+    if r.train.eval_train_limit is not None and r.train.eval_train_limit < 0:
+        raise ConfigError(f"train.eval_train_limit must be >= 0 (0: no per-epoch train accuracy), "
+                          f"got {r.train.eval_train_limit}")
 
     device = resolve_device(r.runtime.device)
     on_cuda = device.startswith("cuda")
     r.runtime.device = device
+    # bf16 needs no loss scaling (the loss itself is computed in fp32), so it leaves the
+    # optimisation protocol as it is. On a CPU it is used only where the CPU has bf16
+    # instructions (emulated bf16 is slower than fp32); there, with channels_last, width-32 maze
+    # solvers trained 2.0-2.7x faster than in fp32 (benchmarks/bench_cpu_bf16.py).
+    fast_bf16 = on_cuda or (device == "cpu" and cpu_has_bf16())
     if r.runtime.amp == AUTO:
-        # bf16 needs no loss scaling, so it leaves the optimisation protocol as it is.
-        r.runtime.amp = "bf16" if on_cuda else "off"
+        r.runtime.amp = "bf16" if fast_bf16 else "off"
     if r.runtime.threads is not None and r.runtime.threads < 1:
         raise ConfigError(f"runtime.threads must be >= 1, got {r.runtime.threads}")
-    r.runtime.channels_last = _auto_flag(r.runtime.channels_last, "runtime.channels_last", on_cuda)
+    r.runtime.channels_last = _auto_flag(r.runtime.channels_last, "runtime.channels_last",
+                                         fast_bf16)
     r.runtime.compile = _auto_flag(r.runtime.compile, "runtime.compile", on_cuda)
     r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
                                            on_cuda)
@@ -454,9 +496,39 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return r
 
 
+_EVAL_ITERS_HELP = ("use a whole number >= 1 (e.g. 6) or a multiple of the trained iterations "
+                    "such as 2x or 1.5x")
+
+
+def resolve_eval_iters(value: int | str | None, iters: int | None) -> int | None:
+    """``train.eval_iters`` as a number of iterations: ``"2x"`` = twice the trained ``iters``.
+
+    The multiple is rounded up and never below the trained iterations; models without iterations
+    (fixed depth) get None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"train.eval_iters must be >= 1, got {value}; {_EVAL_ITERS_HELP}")
+        return value if iters is not None else None
+    text = value.strip().lower()
+    if text.isdigit():  # "6" from a command-line override
+        return resolve_eval_iters(int(text), iters)
+    try:
+        factor = float(text[:-1]) if text.endswith("x") else float("nan")
+    except ValueError:
+        factor = float("nan")
+    if not math.isfinite(factor) or factor < 1:
+        raise ConfigError(f"train.eval_iters: {value!r} is not a number of iterations; "
+                          f"{_EVAL_ITERS_HELP}")
+    return None if iters is None else max(iters, math.ceil(factor * iters - 1e-9))
+
+
 # Keys that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "train.epochs",
                      "train.eval_batch_size", "train.eval_iters", "train.eval_every",
+                     "train.eval_train_limit",
                      "data.eval_maze_size")
 
 
@@ -474,7 +546,8 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
 
-__all__ = ["AMP_CHOICES", "OPTIMIZERS", "config_keys", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
-           "RuntimeConfig", "TrainConfig", "apply_overrides", "is_multirun", "load_config",
-           "override_type", "parse_multirun", "parse_override", "protocol_dict", "split_override",
-           "resolve", "resolve_device", "resolve_on"]
+__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig",
+           "ModelConfig", "OptimConfig", "RunConfig", "RuntimeConfig", "TrainConfig",
+           "apply_overrides", "is_multirun", "load_config", "override_type", "parse_multirun",
+           "parse_override", "protocol_dict", "resolve", "resolve_device", "resolve_eval_iters",
+           "resolve_on", "split_override"]

@@ -130,6 +130,26 @@ def build_run_data(cfg: RunConfig) -> RunData:
                    num_classes=dataset_info(cfg.data.name).num_classes)
 
 
+def train_subset(cfg: RunConfig, data: RunData) -> Batches | None:
+    """The fixed, un-augmented training subset for per-epoch train accuracy (None: off).
+
+    Its size is ``train.eval_train_limit`` (None: as many samples as the test set): the first
+    samples in file order, so every epoch and every run measures the same images.
+    """
+    limit = cfg.train.eval_train_limit
+    if limit is None:
+        limit = getattr(data.test, "num_samples", None)
+    if not limit:
+        return None
+    full = data.train_eval
+    if isinstance(full, TensorBatches):
+        n = min(int(limit), full.num_samples)
+        return TensorBatches(full.inputs[:n], full.targets[:n], batch_size=full.batch_size,
+                             shuffle=False, augment=None, mean=full.mean, std=full.std,
+                             device=full.device, seed=cfg.seed)
+    return build_batches(cfg, "train", train=False, limit=int(limit))
+
+
 def eval_tensors(config: RunConfig, split: str = "test", *, limit: int | None = None,
                  device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The exact preprocessed inputs (normalised floats) and targets a run is evaluated on."""
@@ -145,4 +165,4 @@ def eval_tensors(config: RunConfig, split: str = "test", *, limit: int | None = 
 
 
 __all__ = ["LoaderBatches", "RunData", "augment_config", "build_batches", "build_run_data",
-           "eval_tensors"]
+           "eval_tensors", "train_subset"]

@@ -32,7 +32,7 @@ from recurdepth.io import append_jsonl, atomic_write_json, atomic_write_text, re
 from recurdepth.models import build_model
 from recurdepth.training.checkpoint import load_checkpoint, save_checkpoint
 from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on
-from recurdepth.training.data import build_batches, build_run_data
+from recurdepth.training.data import build_batches, build_run_data, train_subset
 from recurdepth.training.evaluate import accuracy, accuracy_per_iteration, usable_iters
 from recurdepth.training.loop import train_epoch
 from recurdepth.training.optim import build_optimizer, set_epoch_lr
@@ -237,6 +237,7 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool, tracker: Tracker) -
                                            "resumed_from_epoch": start_epoch})
     _write_status(run_dir, "running", epoch=start_epoch, epochs=cfg.train.epochs)
 
+    train_curve = train_subset(cfg, data)
     train_model = torch.compile(model) if cfg.runtime.compile else model
     run_start = time.perf_counter()
     eval_kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
@@ -259,8 +260,11 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool, tracker: Tracker) -
                                 "lr": optimizer.param_groups[0]["lr"], "lr_factor": lr_mult,
                                 "images_per_s": stats.images_per_s, "seconds": stats.seconds}
         every = cfg.train.eval_every
-        if every and ((epoch + 1) % every == 0) and epoch + 1 < cfg.train.epochs:
+        if every and ((epoch + 1) % every == 0 or epoch + 1 == cfg.train.epochs):
+            # Learning curves: test accuracy and un-augmented accuracy on a fixed train subset.
             line["test_acc"] = accuracy(model, data.test, **eval_kw)
+            if train_curve is not None:
+                line["train_acc"] = accuracy(model, train_curve, **eval_kw)
         append_jsonl(run_dir / METRICS_FILE, line)
         save_checkpoint(ckpt_path, {
             "format": CHECKPOINT_FORMAT, "protocol": protocol_dict(cfg), "epoch": epoch + 1,
@@ -281,19 +285,26 @@ def _train(cfg: RunConfig, run_dir: Path, *, progress: bool, tracker: Tracker) -
         "images_per_s": samples_seen / max(train_seconds, 1e-9),
         "device": cfg.runtime.device,
     })
-    _complete_last_metrics(run_dir / METRICS_FILE, result)
+    result["curve"] = read_curve(run_dir)
     atomic_write_json(run_dir / RESULT_FILE, result)
     _write_status(run_dir, "completed", epoch=cfg.train.epochs, epochs=cfg.train.epochs)
     return result
 
 
-def _complete_last_metrics(path: Path, result: dict[str, Any]) -> None:
-    """Add the final test and train accuracy to the last epoch's metrics line."""
-    lines = [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not lines or lines[-1].get("epoch") != result["epochs"]:
-        return
-    lines[-1].update(test_acc=result["test_acc"], train_acc=result["train_acc"])
-    atomic_write_text(path, "".join(json.dumps(ln, sort_keys=True) + "\n" for ln in lines))
+def read_curve(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The run's learning curve from ``metrics.jsonl``: epoch, train_acc, test_acc per evaluation."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    curve = []
+    for ln in path.read_text(encoding="utf-8").splitlines():
+        try:
+            m = json.loads(ln)
+        except json.JSONDecodeError:
+            continue
+        if "test_acc" in m or "train_acc" in m:
+            curve.append({k: m[k] for k in ("epoch", "train_acc", "test_acc") if k in m})
+    return curve
 
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -> dict[str, Any]:
@@ -340,6 +351,7 @@ def _diverged(run_dir: Path, cfg: RunConfig, model: nn.Module, epoch: int, loss:
               "parameters": int(sum(p.numel() for p in model.parameters())),
               "effective_depth": cfg.model.effective_depth, "iters": cfg.model.iters,
               "seconds": None, "images_per_s": None}
+    result["curve"] = read_curve(run_dir)
     atomic_write_json(run_dir / RESULT_FILE, result)
     _write_status(run_dir, "diverged", epoch=epoch + 1, epochs=cfg.train.epochs, message=message)
     return result

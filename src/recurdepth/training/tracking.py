@@ -5,8 +5,8 @@
   is kept with its run.
 * TensorBoard events in ``<run>/tensorboard/`` when the ``tensorboard`` package is installed
   (``pip install 'recurdepth[tb]'``): ``step/loss`` per optimisation step, ``epoch/*`` per epoch
-  (loss, augmented train accuracy, learning rate, throughput, test accuracy when evaluated) and
-  the final test and train accuracy at the last epoch.
+  (loss, augmented train accuracy, learning rate, throughput, test and train accuracy when
+  evaluated) and ``final/*``, the final evaluation's test and train accuracy.
 * The terminal: the per-epoch line unless the run is quiet (progress bars are separate).
 
 Evaluations of a saved run (``recurdepth eval``) go to ``<run>/eval.json`` (:func:`record_eval`).
@@ -33,7 +33,8 @@ TB_HINT = "TensorBoard logging is off: pip install 'recurdepth[tb]' to turn it o
 _captured = False  # True while this process's output already goes to a run's train.log
 
 # Per-epoch keys written to TensorBoard as epoch/<key>.
-EPOCH_SCALARS = ("loss", "train_acc_augmented", "test_acc", "lr", "images_per_s", "seconds")
+EPOCH_SCALARS = ("loss", "train_acc_augmented", "train_acc", "test_acc", "lr", "images_per_s",
+                 "seconds")
 
 
 def _stamp() -> str:
@@ -94,7 +95,7 @@ class Tracker:
             self._writer.flush()
 
     def result(self, result: dict[str, Any]) -> None:
-        """The final evaluation: ``epoch/test_acc`` and ``epoch/train_acc`` at the last epoch."""
+        """The final evaluation: ``final/test_acc`` and ``final/train_acc`` (whole train split)."""
         epochs = int(result.get("epochs") or 0)
         if result.get("status") != "completed":
             self.message(f"{result.get('status')}: {result.get('message', '')}".rstrip(": "))
@@ -102,8 +103,8 @@ class Tracker:
         self.message(f"done: test acc {result['test_acc']:.2f}%, train acc "
                      f"{result['train_acc']:.2f}% ({self.run_dir})")
         if self._writer is not None:
-            self._writer.add_scalar("epoch/test_acc", float(result["test_acc"]), epochs)
-            self._writer.add_scalar("epoch/train_acc", float(result["train_acc"]), epochs)
+            self._writer.add_scalar("final/test_acc", float(result["test_acc"]), epochs)
+            self._writer.add_scalar("final/train_acc", float(result["train_acc"]), epochs)
             for i, acc in enumerate(result.get("test_acc_per_iter") or [], start=1):
                 self._writer.add_scalar("final/test_acc_per_iter", float(acc), i)
             self._writer.flush()
