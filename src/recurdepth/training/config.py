@@ -234,6 +234,13 @@ def _parse_override(raw: str, tp: Any) -> Any:
     """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML."""
     wants_str = tp is str or str in _union_args(tp)
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
+        if int in _union_args(tp) or float in _union_args(tp):  # e.g. int | str: 30 or "2x"
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                return raw
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return value
         return raw
     try:
         return yaml.safe_load(raw) if raw.strip().lower() != "none" else None
