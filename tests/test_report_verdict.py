@@ -20,6 +20,8 @@ from recurdepth.report.results import GroupStat, RunCurve
 from recurdepth.report.verdict import (
     PAPER_CLAIM,
     Difference,
+    DepthVerdict,
+    PanelVerdict,
     classify,
     compare,
     describe,
@@ -67,7 +69,7 @@ def test_classification_rule_and_lines():
     assert classify(Difference(-6.9, 29.3, "Welch", 3, 3)) == "inconclusive"  # too wide
     assert classify(Difference(0.0, 5.0, "Welch", 3, 3)) == "within"  # the margin itself
     assert describe(Difference(-6.9, 29.3, "Welch", 3, 3)) == (
-        "inconclusive: -6.9 ± 29.3 points (the interval is wider than ±5)")
+        "inconclusive: -6.9 ± 29.3 points, wider than ±5")
     assert classify(Difference(1.0, None, "no interval", 1, 1)) == "undecided"
 
 
@@ -92,6 +94,15 @@ def test_trials_are_paired_by_seed_only_when_the_seeds_match():
     assert d.method == "no interval" and d.half_width is None and d.mean == pytest.approx(-6.0)
 
 
+def test_one_iteration_is_no_test_of_the_claim():
+    r, f = group("recurrent", [4.0, 3.0], [0, 1]), group("feedforward", [4.0, 3.0], [0, 1])
+    depth8 = DepthVerdict(8, r, f, compare(r, f), 1.0)
+    assert depth8.same_network and depth8.outcome == "within"
+    assert depth8.line().endswith("one iteration: both modes are the same network")
+    overall = PanelVerdict("p", [depth8]).overall()
+    assert "claim holds" not in overall and "depth 8 is no test" in overall
+
+
 def test_convergence_rule():
     # 8 epochs: the last quarter starts after epoch 6.
     still = RunCurve("a", 8, [(e, None, None) for e in range(1, 6)]
@@ -106,7 +117,7 @@ def test_convergence_rule():
 
 
 # test accuracies per (mode, depth), trial 0 and 1; train curves make depth 12 unconverged.
-ACCS = {("recurrent", 8): [31.0, 33.4], ("feedforward", 8): [31.0, 33.0],
+ACCS = {("recurrent", 16): [31.0, 33.4], ("feedforward", 16): [31.0, 33.0],
         ("recurrent", 12): [40.0, 42.0], ("feedforward", 12): [60.0, 61.0]}
 
 
@@ -115,7 +126,7 @@ def make_db(folder):
         "name": "verdict_test", "trials": 2,
         "base": {"model": {"family": "maze", "width": 4}, "data": {"name": "mazes", "maze_size": 5},
                  "train": {"epochs": 4}},
-        "grid": {"model.mode": ["recurrent", "feedforward"], "model.effective_depth": [8, 12]}})
+        "grid": {"model.mode": ["recurrent", "feedforward"], "model.effective_depth": [16, 12]}})
     runs = experiment.runs()
     db = db_path_for(folder)
     with ResultStore.open(db, experiment) as store:
@@ -138,17 +149,17 @@ def test_report_holds_the_computed_verdict_curves_and_svgs(tmp_path, capsys):
     db, runs = make_db(tmp_path)
     files = write_report(db)
     md = files.index.read_text()
-    # Independent figures: depth 8 paired differences 0, 0.4 → mean 0.2, sd 0.2828, half
+    # Independent figures: depth 16 paired differences 0, 0.4 → mean 0.2, sd 0.2828, half
     # 12.706 * 0.2 = 2.54.
     # depth 12: -20, -19 → mean -19.5, sd 0.7071, half = 12.706 * 0.5.
     assert "## Verdict" in md and PAPER_CLAIM in md
-    assert "depth 8: within +0.2 ± 2.5 points (paired by seed, 2 vs 2 trials)" in md
+    assert "depth 16: within +0.2 ± 2.5 points (paired by seed, 2 vs 2 trials)" in md
     assert "depth 12: recurrent behind by 19.5 ± 6.4 points (paired by seed" in md
     params = {(r.config.model.mode, r.effective_depth): r.parameters for r in runs}
     ratio = params[("recurrent", 12)] / params[("feedforward", 12)]
     assert f"{ratio:.2f}× the parameters" in md
-    assert "the claim holds at 1 of 2 decided depths (8); recurrent behind at 12" in md
-    assert "convergence, recurrent, depth 8: converged (2/2 runs)" in md
+    assert "the claim holds at 1 of 2 decided depths (16); recurrent behind at 12" in md
+    assert "convergence, recurrent, depth 16: converged (2/2 runs)" in md
     assert "convergence, recurrent, depth 12: NOT converged: 2/2 runs" in md
     for name in ("accuracy_vs_depth", "accuracy_vs_iterations", "learning_curves"):
         assert (files.folder / f"{name}.png").read_bytes().startswith(b"\x89PNG")

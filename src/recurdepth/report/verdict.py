@@ -13,7 +13,8 @@ Rules (the whole verdict follows from them; nothing is written by hand):
   0 but is wider → "inconclusive" (the trials disagree too much to tell a match from a gap of
   more than ``MARGIN`` points, so no claim is made either way).
 * **Overall.** The claim holds at a depth when the recurrent model is within or ahead; it fails
-  where the recurrent model is behind; inconclusive depths are listed as such.
+  where the recurrent model is behind; inconclusive depths are listed as such. A depth where
+  both models run one iteration compares a network with itself and is no test of the claim.
 * **Convergence** (per run, from its own learning curve): converged when its final un-augmented
   train accuracy is at least 95%, or when it gained less than 1 point over the last quarter of
   its epochs; otherwise flagged as still learning.
@@ -140,8 +141,7 @@ def describe(diff: Difference) -> str:
     if outcome == "within":
         return f"within {diff.mean:+.1f} ± {h:.1f} points"
     if outcome == "inconclusive":
-        return (f"inconclusive: {diff.mean:+.1f} ± {h:.1f} points (the interval is wider than "
-                f"±{MARGIN:g})")
+        return f"inconclusive: {diff.mean:+.1f} ± {h:.1f} points, wider than ±{MARGIN:g}"
     if outcome == "behind":
         return f"recurrent behind by {-diff.mean:.1f} ± {h:.1f} points"
     return f"recurrent ahead by {diff.mean:.1f} ± {h:.1f} points"
@@ -204,6 +204,11 @@ class DepthVerdict:
         """within / behind / ahead / inconclusive / undecided / missing."""
         return "missing" if self.difference is None else classify(self.difference)
 
+    @property
+    def same_network(self) -> bool:
+        """True at one iteration, where the recurrent and feed-forward models coincide."""
+        return self.recurrent.iters == 1 and self.feedforward.iters == 1
+
     def line(self) -> str:
         """The one-line result of this depth."""
         ratio = ("" if self.parameter_ratio is None else
@@ -214,7 +219,8 @@ class DepthVerdict:
         d = self.difference
         method = ("" if d.method == "no interval" else
                   f" ({d.method}, {d.n_recurrent} vs {d.n_feedforward} trials)")
-        return f"depth {self.depth}: {describe(d)}{method}{ratio}"
+        same = "; one iteration: both modes are the same network" if self.same_network else ""
+        return f"depth {self.depth}: {describe(d)}{method}{ratio}{same}"
 
 
 @dataclass
@@ -227,11 +233,14 @@ class PanelVerdict:
 
     def overall(self) -> str:
         """The overall line: at how many depths the claim holds, and the parameter ratios."""
-        decided = [d for d in self.depths if d.outcome in ("within", "behind", "ahead")]
+        # One iteration makes the two modes the same network: no test of the claim.
+        same = [d for d in self.depths if d.same_network]
+        tested = [d for d in self.depths if not d.same_network]
+        decided = [d for d in tested if d.outcome in ("within", "behind", "ahead")]
         holds = [d for d in decided if d.outcome in ("within", "ahead")]
         behind = [d for d in decided if d.outcome == "behind"]
-        unclear = [d for d in self.depths if d.outcome == "inconclusive"]
-        open_ = [d for d in self.depths if d not in decided and d not in unclear]
+        unclear = [d for d in tested if d.outcome == "inconclusive"]
+        open_ = [d for d in tested if d not in decided and d not in unclear]
         ratios = [d.parameter_ratio for d in holds if d.parameter_ratio is not None]
         parts = []
         if decided and len(holds) == len(decided):
@@ -253,6 +262,8 @@ class PanelVerdict:
                          f"±{MARGIN:g} points)")
         if open_:
             parts.append(f"undecided at {_depths(open_)} (fewer than 2 trials)")
+        if same:
+            parts.append(f"depth {_depths(same)} is no test (one iteration: the same network)")
         conv = [line for _, line in self.convergence]
         if any(line.startswith("NOT") for line in conv):
             parts.append("some runs had not converged (see below), so this describes "
