@@ -46,7 +46,7 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
     result = train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "checkpoint_last.pt", "config.yaml", "env.json", "metrics.jsonl", "result.json",
-        "status.json"]
+        "status.json", "tensorboard", "train.log"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["model"]["effective_depth"] == 6 and saved["data"]["crop_padding"] == 4
     env = json.loads((run_dir / "env.json").read_text())
