@@ -155,3 +155,15 @@ def test_imagenet_folder(tmp_path: Path) -> None:
     assert torch.equal(a, b) and ya.tolist() == [0, 1]  # no augmentation, no shuffling
     with pytest.raises(DataError, match="ImageFolder layout"):
         imagenet_loader(tmp_path / "elsewhere", "train", batch_size=2, workers=0, train=True)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "svhn", "emnist"])
+def test_missing_data_message_suggests_a_valid_command(tmp_path: Path, name: str) -> None:
+    from recurdepth.training.config import load_config, resolve_on
+
+    with pytest.raises(DataError) as err:
+        load_vision_split(name, tmp_path, "train")
+    command = str(err.value).split("`")[1].split()
+    assert command[:2] == ["recurdepth", "train"] and "data.download=true" in command
+    cfg = resolve_on(load_config(None, command[2:]), "cpu")  # raises if the command is invalid
+    assert cfg.data.name == name and cfg.data.download is True

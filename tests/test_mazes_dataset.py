@@ -174,9 +174,12 @@ def test_cli(tmp_path, capsys):
     assert "different maze data set" in capsys.readouterr().err
     assert main(["mazes", "generate", "--size", "10", "--out", str(tmp_path / "x")]) == 2
     assert "odd integer" in capsys.readouterr().err
-    assert main(["mazes", "show", str(out), "--count", "4"]) == 0
-    assert (out / "examples_train.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["mazes", "stats", str(out), "--histogram", str(tmp_path / "h.png")]) == 0
+    assert main(["mazes", "show", str(out), "--count", "4", "--out", str(out / "x.png")]) == 2
+    assert "inside the data set" in capsys.readouterr().err
+    assert main(["mazes", "show", str(out), "--count", "4", "--out", str(tmp_path / "ex.png")]) == 0
+    assert (tmp_path / "ex.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob("*.png"))  # nothing written into the data set
+    assert main(["mazes", "stats", str(out), "--out", str(tmp_path / "h.png")]) == 0
     text = capsys.readouterr().out
     assert "duplicates 0" in text and "overlap with train 0" in text and "mean" in text
     assert (tmp_path / "h.png").exists()

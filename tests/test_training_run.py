@@ -46,7 +46,7 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
     result = train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [
         ".lock", "checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "data.json",
-        "env.json", "metrics.jsonl", "result.json", "status.json"]
+        "env.json", "metrics.jsonl", "result.json", "status.json", "tensorboard", "train.log"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["resolved"]["model"]["effective_depth"] == 6
     assert saved["resolved"]["data"]["crop_padding"] == 4
@@ -162,7 +162,8 @@ def test_maze_run_cli_train_and_eval_beyond_trained_iters(maze_root, tmp_path, c
     assert ev["acc_per_iter"][:2] == pytest.approx(result["test_acc_per_iter"])
     assert main(["eval", str(run_dir), "--iters", "1..3", "--maze-size", "7"]) == 0
     table = capsys.readouterr().out
-    assert "size 7" in table and "(trained)" in table and len(table.strip().splitlines()) == 5
+    assert "size 7" in table and "(trained)" in table and len(table.strip().splitlines()) == 6
+    assert "eval.json" in table.strip().splitlines()[-1]
     assert main(["eval", str(run_dir), "--iters", "2..3"]) == 2
     assert "--iters expects 1..N" in capsys.readouterr().err
 

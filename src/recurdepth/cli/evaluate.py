@@ -6,8 +6,7 @@ import argparse
 import json
 
 from recurdepth.errors import ConfigError
-from recurdepth.training.config import MAX_ITERS
-from recurdepth.training.run import evaluate_saved
+
 
 
 def parse_iters(text: str) -> int:
@@ -20,6 +19,8 @@ def parse_iters(text: str) -> int:
         raise ConfigError(f"--iters expects 1..N or N, got {text!r}") from None
     if lo != 1 or hi < 1:
         raise ConfigError(f"--iters expects 1..N with N >= 1 (every count from 1), got {text!r}")
+    from recurdepth.training.config import MAX_ITERS
+
     if hi > MAX_ITERS:
         raise ConfigError(f"--iters: N must be <= {MAX_ITERS:,}, got {hi:,}")
     return hi
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="evaluate a trained run (test/train accuracy, per iteration, other maze sizes)",
         description="Evaluate the last checkpoint of a run folder without augmentation. For "
         "recurrent models, --iters 1..N reports the accuracy after every iteration count from 1 "
-        "to N, where N may exceed the trained iterations (the 'think longer' curve).",
+        "to N, where N may exceed the trained iterations (the 'think longer' curve). Every "
+        "result is also saved in RUN_DIR/eval.json, keyed by split, maze size and iterations.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `recurdepth train`")
     p.add_argument("--iters", metavar="1..N", help="iteration counts to evaluate (recurrent only)")
@@ -47,9 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recurdepth.training.run import evaluate_saved
+    from recurdepth.training.tracking import record_eval
+
     iters = parse_iters(args.iters) if args.iters else None
     out = evaluate_saved(args.run_dir, iters=iters, split=args.data, maze_size=args.maze_size,
                          limit=args.limit, data_root=args.data_root, device=args.device)
+    if args.limit is not None:
+        out["samples_limit"] = args.limit
+    saved = record_eval(args.run_dir, out)
     if args.format == "json":
         print(json.dumps(out, indent=2))
         return 0
@@ -65,4 +73,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {out['note']}")
     else:
         print(f"accuracy: {out['acc']:.2f}%")
+    print(f"saved in {saved}")
     return 0

@@ -11,6 +11,19 @@ import numpy as np
 from recurdepth.errors import ConfigError
 from recurdepth.paths import folder_arg
 
+# Figures about data sets go here by default: never inside a data set (its folder is its content).
+REPORTS = Path("reports") / "mazes"
+
+
+def output_path(out: Path | None, default: Path, data_dirs: list[Path]) -> Path:
+    """``out`` (or ``default``), refused when it lies inside one of ``data_dirs``."""
+    path = out if out is not None else default
+    for d in data_dirs:
+        if path.resolve().is_relative_to(Path(d).resolve()):
+            raise ConfigError(f"{path} is inside the data set {d}; write figures elsewhere "
+                              f"(--out PATH outside the data folder)")
+    return path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``recurdepth mazes generate|show|stats`` to the sub-command parsers."""
@@ -53,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--split", choices=("train", "test"), default="train", help="split (default train)")
     s.add_argument("--count", type=int, default=8, help="number of mazes (default 8)")
     s.add_argument("--start", type=int, default=0, help="index of the first maze (default 0)")
-    s.add_argument("--out", type=Path, default=None, help="PNG path (default DIR/examples_SPLIT.png)")
+    s.add_argument("--out", type=Path, default=None,
+                   help=f"PNG path (default {REPORTS}/<DIR name>/examples_SPLIT.png)")
     s.set_defaults(func=run_show)
 
     t = msub.add_parser(
@@ -63,8 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "distribution (cell steps) of each split, and save a histogram PNG like the paper's Figure 4.",
     )
     t.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="data set folders")
-    t.add_argument("--histogram", type=Path, default=None,
-                   help="PNG path (default path_lengths.png in the first DIR)")
+    t.add_argument("--out", "--histogram", dest="out", type=Path, default=None,
+                   help=f"histogram PNG path (default {REPORTS}/<DIR names>/path_lengths.png)")
     t.add_argument("--no-verify", action="store_true", help="skip the checksum verification")
     t.set_defaults(func=run_stats)
 
@@ -104,7 +118,8 @@ def run_show(args: argparse.Namespace) -> int:
     split = splits[args.split]
     if args.count < 1 or not 0 <= args.start < len(split):
         raise ConfigError(f"--count must be >= 1 and --start in [0, {len(split) - 1}]")
-    out = args.out if args.out is not None else Path(args.dir) / f"examples_{args.split}.png"
+    out = output_path(args.out, REPORTS / Path(args.dir).resolve().name
+                      / f"examples_{args.split}.png", [args.dir])
     show_grid(split, out, count=args.count, start=args.start)
     print(f"wrote {out}")
     return 0
@@ -117,6 +132,8 @@ def run_stats(args: argparse.Namespace) -> int:
     from recurdepth.data.mazes.plots import path_length_histogram
     from recurdepth.data.mazes.stats import split_statistics
 
+    names = "+".join(Path(d).resolve().name for d in args.dirs)
+    out = output_path(args.out, REPORTS / names / "path_lengths.png", args.dirs)
     lengths = {}
     for folder in args.dirs:
         splits = open_maze_folder(folder, verify=not args.no_verify)
@@ -142,7 +159,6 @@ def run_stats(args: argparse.Namespace) -> int:
                 print("        histogram: " + " ".join(f"{k}:{v}" for k, v in pl["histogram"].items()))
         label = f"{size}x{size}" if f"{size}x{size}" not in lengths else f"{size}x{size} {folder}"
         lengths[label] = np.concatenate([s.path_lengths() for s in splits.values()])
-    out = args.histogram if args.histogram is not None else Path(args.dirs[0]) / "path_lengths.png"
     path_length_histogram(lengths, out)
     print(f"wrote {out}")
     return 0

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-from recurdepth.models import get_family, list_models, paper_configurations
-
+# The same columns as recurdepth.models.registry.ZOO_COLUMNS (that module imports torch).
 COLUMNS = ("family", "mode", "dataset", "effective_depth", "iters", "parameters")
+
+
+@cache
+def zoo() -> dict[str, Any]:
+    """The model zoo table stored with the package (``models/zoo.json``; no torch needed)."""
+    # By path: importing the recurdepth.models package would import torch.
+    path = Path(__file__).resolve().parent.parent / "models" / "zoo.json"
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List every model configuration of the paper: family, mode, data set, "
         "effective depth, iterations and parameter count (shared weights counted once).",
     )
-    p.add_argument("--family", choices=list_models(), help="only this family")
+    p.add_argument("--family", choices=sorted(zoo()["families"]), help="only this family")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.set_defaults(func=run)
 
@@ -38,11 +48,11 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = paper_configurations(args.family)
+    rows = [r for r in zoo()["rows"] if args.family in (None, r["family"])]
     if args.format == "json":
         print(json.dumps([{c: r[c] for c in COLUMNS} for r in rows], indent=2))
     else:
         print(format_table(rows))
         if args.family:
-            print(f"\n{args.family}: {get_family(args.family).description}")
+            print(f"\n{args.family}: {zoo()['families'][args.family]}")
     return 0

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recurdepth.errors import DataError
-from recurdepth.experiments.spec import load_experiment
-from recurdepth.experiments.store import DB_NAME
-from recurdepth.experiments.sweep import db_path_for, default_out_dir
 from recurdepth.paths import folder_arg
 
 
@@ -33,27 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def find_db(target: str, out: Path | None = None) -> Path:
-    """The results database meant by a file, a sweep folder or an experiment name / YAML."""
-    path = Path(target)
-    if path.is_file() and not target.endswith((".yaml", ".yml")):
-        return path
-    if path.is_dir():
-        if (path / DB_NAME).is_file():
-            return path / DB_NAME
-        raise DataError(f"{path} holds no {DB_NAME}; give the sweep's output folder or database")
-    experiment = load_experiment(target)
-    db = db_path_for(out if out is not None else default_out_dir(experiment))
-    if not db.is_file():
-        raise DataError(f"no results database for experiment {experiment.name!r} at {db}; run "
-                        f"`recurdepth sweep {target}` first (or pass --out to its folder)")
-    return db
-
-
 def run(args: argparse.Namespace) -> int:
-    from recurdepth.report import write_report
+    from recurdepth.report import report
 
-    files = write_report(find_db(args.target, args.out), args.report_dir)
+    files = report(args.target, args.report_dir, out=args.out)
     for path in [*files.figures, *files.tables]:
         print(f"wrote {path}")
     print(f"index: {files.index} (and {files.index_html.name})")

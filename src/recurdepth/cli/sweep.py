@@ -57,9 +57,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with the same function as `recurdepth train`, recording every run in "
         "<out>/results.sqlite. Rerunning skips finished runs and resumes interrupted ones; a "
         "failed run is recorded with its error and the others go on. "
-        f"Presets: {', '.join(list_presets())}.",
+        f"Presets: {', '.join(list_presets())} (`recurdepth presets` describes them). "
+        "With overrides or --trials the experiment is named <name>-o<hash> (its own database).",
+        epilog="examples:\n  recurdepth sweep quick train.epochs=1 --trials 1\n"
+               "  recurdepth sweep fig5_mazes_small optim.lr=0.05,0.1 --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="preset name or experiment YAML file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="run-config overrides applied to every run (they win over the grid and "
+                        "the rules), e.g. train.epochs=1; KEY=V1,V2 makes KEY a grid axis")
+    p.add_argument("--trials", type=int, default=None, metavar="N",
+                   help="trials per grid point (seeds base seed + 0 .. N-1; default: the "
+                        "experiment's)")
     add_experiment_options(p)
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs with their parameter counts and status; run nothing")
@@ -88,6 +98,10 @@ def format_rows(rows: list[dict], columns: tuple[str, ...]) -> str:
 def load_for_cli(args: argparse.Namespace) -> tuple[Experiment, Path]:
     """The experiment (with --data-root applied) and its output folder."""
     experiment = load_experiment(args.experiment)
+    overrides = getattr(args, "overrides", None) or []
+    trials = getattr(args, "trials", None)
+    if overrides or trials is not None:
+        experiment = experiment.with_overrides(overrides, trials=trials)
     if args.data_root is not None:
         experiment = experiment.with_data_root(Path(args.data_root).resolve())
     out = args.out if args.out is not None else default_out_dir(experiment)

@@ -112,8 +112,9 @@ def _missing_message(name: str, root: Path, problem: str) -> str:
     how = _SOURCES[name].format(root=root, folder=folder)
     return (
         f"{name} data set {problem} in {folder} (expected {', '.join(files)})"
-        f". Download it with `recurdepth train data.name={name} data.root={root} data.download=true`"
-        f" (download=True in Python), or {how}."
+        f". Download it by adding data.download=true to the train command (e.g. `recurdepth train"
+        f" data.name={name} model.family=mlp model.effective_depth=3 data.root={root}"
+        f" data.download=true`; download=True in Python), or {how}."
     )
 
 

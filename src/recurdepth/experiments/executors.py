@@ -8,8 +8,10 @@ driver writes the results database.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
+import sys
 import threading
 import time
 import traceback
@@ -48,20 +50,29 @@ def default_train_fn() -> TrainFn:
 
 
 def execute_task(train_fn: TrainFn | None, config: dict[str, Any], run_dir: str, *,
-                 progress: bool = False, threads: int | None = None) -> Outcome:
-    """Train one run and return its outcome; exceptions become an error outcome, never raise."""
+                 progress: bool = False, threads: int | None = None,
+                 capture: bool = False) -> Outcome:
+    """Train one run and return its outcome; exceptions become an error outcome, never raise.
+
+    ``capture`` (worker processes, Ray tasks) sends the process's output to the run's train.log.
+    """
     from recurdepth.training.config import RunConfig
+    from recurdepth.training.tracking import capture_output
 
-    try:
-        if threads:
-            import torch
+    with capture_output(run_dir) if capture else contextlib.nullcontext():
+        try:
+            if threads:
+                import torch
 
-            torch.set_num_threads(threads)
-        fn = train_fn or default_train_fn()
-        result = fn(RunConfig.from_dict(config), Path(run_dir), progress=progress)
-        return {"ok": True, "result": dict(result)}
-    except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
-        return {"ok": False, "error": format_error(e)}
+                torch.set_num_threads(threads)
+            fn = train_fn or default_train_fn()
+            result = fn(RunConfig.from_dict(config), Path(run_dir), progress=progress)
+            return {"ok": True, "result": dict(result)}
+        except Exception as e:  # noqa: BLE001 - a failed run is recorded, the sweep goes on
+            error = format_error(e)
+            if capture:
+                print(error, file=sys.stderr)
+            return {"ok": False, "error": error}
 
 
 def format_error(e: BaseException) -> str:
@@ -177,7 +188,7 @@ class LocalExecutor:
 
         def submit(task: Task) -> cf.Future:
             return pool.submit(execute_task, train_fn, task.config, task.run_dir,
-                               progress=False, threads=self.threads_per_run)
+                               progress=False, threads=self.threads_per_run, capture=True)
 
         def wait_any(futures: list[Hashable], timeout: float) -> list[tuple[Hashable, Outcome]]:
             done, _ = cf.wait(futures, timeout=timeout,  # type: ignore[arg-type]
@@ -263,7 +274,7 @@ class RayExecutor:
 
         def submit(task: Task) -> Hashable:
             return remote.remote(train_fn, task.config, task.run_dir, progress=False,
-                                 threads=threads)
+                                 threads=threads, capture=True)
 
         def wait_any(refs: list[Hashable], timeout: float) -> list[tuple[Hashable, Outcome]]:
             ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)

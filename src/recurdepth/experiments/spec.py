@@ -200,6 +200,42 @@ class Experiment:
         """A copy whose runs read (and prepare) their data under ``root``."""
         return Experiment(**{**self.__dict__, "data_root": None if root is None else str(root)})
 
+    def with_overrides(self, overrides: Sequence[str] = (), *,
+                       trials: int | None = None) -> Experiment:
+        """A copy with ``key=value`` overrides (``key=v1,v2`` makes a grid axis) and ``trials``.
+
+        A single value replaces the key's grid axis if it has one, and otherwise is set after the
+        grid and the rules (an override always wins). The copy is named ``<name>-o<hash>`` so that
+        its results never mix with the unmodified experiment's database.
+        """
+        from recurdepth.training.config import is_multirun, parse_multirun, parse_override
+
+        if not overrides and trials in (None, self.trials):
+            return self
+        if trials is not None and (isinstance(trials, bool) or trials < 1):
+            raise ConfigError(f"--trials must be a positive integer, got {trials}")
+        grid = [dict(g) for g in (self.grid or [{}])]
+        fixed: dict[str, Any] = {}
+        for text in overrides:
+            if is_multirun(text):
+                key, values = parse_multirun(text)
+                for g in grid:
+                    g[key] = values
+                fixed.pop(key, None)
+            else:
+                key, value = parse_override(text)
+                if any(key in g for g in grid):
+                    for g in grid:
+                        if key in g:
+                            g[key] = [value]
+                else:
+                    fixed[key] = value
+        rules = [*self.rules, {"when": {}, "set": fixed}] if fixed else list(self.rules)
+        changes = {"overrides": list(overrides), "trials": trials}
+        return Experiment(**{**self.__dict__, "name": f"{self.name}-o{short_hash(changes, 8)}",
+                             "grid": [g for g in grid if g] or [],
+                             "rules": rules, "trials": trials or self.trials})
+
     def grid_points(self) -> list[dict[str, Any]]:
         """Every grid point (dotted key -> value), products of each grid mapping, in file order."""
         points: list[dict[str, Any]] = []

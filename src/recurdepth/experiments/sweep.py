@@ -178,7 +178,7 @@ def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
                       str(run_dirs[r.run_id])) for r in todo]
         epochs = {t.run_id: int(t.config["train"]["epochs"]) for t in tasks}
         bar = tqdm(total=sum(epochs.values()), desc=f"sweep {experiment.name}", unit="epoch",
-                   disable=not progress or not tasks, position=0)
+                   disable=None if progress and tasks else True, position=0)
         running: dict[str, Task] = {}
         done_epochs = 0
 

@@ -169,11 +169,36 @@ def paper_configurations(family: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+ZOO_COLUMNS = ("family", "mode", "dataset", "effective_depth", "iters", "parameters")
+
+
+def zoo_table() -> dict[str, Any]:
+    """Families (with descriptions) and the rows of :func:`paper_configurations`, as plain data.
+
+    ``recurdepth models`` prints the copy stored in ``models/zoo.json`` so that it starts without
+    torch; a test checks that copy equals this function's output (rewrite it with
+    :func:`write_zoo_table` after changing a family).
+    """
+    return {"families": {name: get_family(name).description for name in list_models()},
+            "rows": [{c: r[c] for c in ZOO_COLUMNS} for r in paper_configurations()]}
+
+
+def write_zoo_table() -> None:
+    """Rewrite ``models/zoo.json`` from the registry."""
+    import json
+    from pathlib import Path
+
+    from recurdepth.io import atomic_write_text
+
+    atomic_write_text(Path(__file__).with_name("zoo.json"),
+                      json.dumps(zoo_table(), indent=1) + "\n")
+
+
 def builder_options(family: str) -> dict[str, Any]:
     """The family's options with their defaults (from the registry)."""
     spec = get_family(family)
     return dict(spec.options)
 
 
-__all__ = ["FamilySpec", "build_model", "builder_options", "get_family", "list_models",
-           "paper_configurations", "register_family"]
+__all__ = ["FamilySpec", "ZOO_COLUMNS", "build_model", "builder_options", "get_family",
+           "list_models", "paper_configurations", "register_family", "write_zoo_table", "zoo_table"]

@@ -3,6 +3,7 @@
 ``write_report(db)`` reads only the database, so the same database always gives the same files.
 The verdict on the paper's claim is computed from it too (:mod:`recurdepth.report.verdict`).
 ``index.html`` embeds its figures, so it opens from any folder; every figure is also an SVG.
+The package is callable: ``recurdepth.report("runs/quick")`` is :func:`report`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,4 +176,43 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["ReportFiles", "write_report"]
+def find_db(target: str | Path, out: str | Path | None = None) -> Path:
+    """The results database meant by a file, a sweep folder or an experiment name / YAML."""
+    from recurdepth.errors import DataError
+    from recurdepth.experiments.spec import load_experiment
+    from recurdepth.experiments.store import DB_NAME
+    from recurdepth.experiments.sweep import db_path_for, default_out_dir
+
+    target = str(target)
+    path = Path(target)
+    if path.is_file() and not target.endswith((".yaml", ".yml")):
+        return path
+    if path.is_dir():
+        if (path / DB_NAME).is_file():
+            return path / DB_NAME
+        raise DataError(f"{path} holds no {DB_NAME}; give the sweep's output folder or database")
+    experiment = load_experiment(target)
+    db = db_path_for(out if out is not None else default_out_dir(experiment))
+    if not db.is_file():
+        raise DataError(f"no results database for experiment {experiment.name!r} at {db}; run "
+                        f"`recurdepth sweep {target}` first (or pass --out to its folder)")
+    return db
+
+
+def report(target: str | Path, report_dir: str | Path | None = None, *,
+           out: str | Path | None = None) -> ReportFiles:
+    """Write the report of a sweep folder, a results database or an experiment (by name)."""
+    return write_report(find_db(target, out), report_dir)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``recurdepth.report(...)`` call :func:`report` while the package stays importable."""
+
+    def __call__(self, target: str | Path, report_dir: str | Path | None = None, *,
+                 out: str | Path | None = None) -> ReportFiles:
+        return report(target, report_dir, out=out)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["ReportFiles", "find_db", "report", "write_report"]

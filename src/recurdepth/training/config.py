@@ -345,8 +345,13 @@ def _parse_override(raw: str, tp: Any) -> Any:
     wants_str = tp is str or str in _union_args(tp)
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
         # A field that takes a number or a text (train.eval_iters: 6 or "2x") keeps numbers.
-        if int in _union_args(tp) and raw.strip().isdigit():
-            return int(raw.strip())
+        if int in _union_args(tp) or float in _union_args(tp):
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                return raw
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return value
         return raw
     try:
         return load_yaml_text(raw) if raw.strip().lower() != "none" else None
@@ -354,42 +359,83 @@ def _parse_override(raw: str, tp: Any) -> Any:
         return raw
 
 
+def override_type(key: str) -> Any:
+    """The type of config key ``section.key`` (or ``seed``/``name``); ConfigError when unknown."""
+    parts = key.split(".")
+    top = _field_types(RunConfig)
+    if parts[0] in top:
+        tp = top[parts[0]]
+        if dataclasses.is_dataclass(tp):
+            section = _field_types(tp)
+            if len(parts) == 2 and parts[1] in section:
+                return section[parts[1]]
+            if (len(parts) == 3 and parts[1] in section
+                    and typing.get_origin(section[parts[1]]) is dict):
+                return Any  # a free-form mapping such as model.options: the family checks it
+        elif len(parts) == 1:
+            return tp
+    raise ConfigError(choices_message("config key", key, config_keys()))
+
+
+def split_override(text: str) -> tuple[str, str]:
+    """``"section.key=value"`` → ``("section.key", "value")``; ConfigError when there is no ``=``."""
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise ConfigError(f"override {text!r} must look like section.key=value, e.g. optim.lr=0.05")
+    key, value = text.split("=", 1)
+    return key.strip(), value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"section.key=value"`` → ``(key, value)`` with the key checked and the value typed."""
+    key, raw = split_override(text)
+    tp = override_type(key)
+    value = _parse_override(raw, tp)
+    return key, value if tp is Any else _coerce(value, tp, key)
+
+
+def is_multirun(text: str) -> bool:
+    """True for ``key=v1,v2,...`` (a comma outside brackets): one run per value."""
+    _, raw = split_override(text)
+    return "," in raw and not raw.strip().startswith(("[", "{", "'", '"'))
+
+
+def parse_multirun(text: str) -> tuple[str, list[Any]]:
+    """``"key=v1,v2,..."`` → ``(key, [v1, v2, ...])``, each value checked against the key's type."""
+    key, raw = split_override(text)
+    tp = override_type(key)
+    items = raw.split(",")
+    if any(not item.strip() for item in items):
+        raise ConfigError(f"malformed multirun value {text!r}: empty item; write "
+                          f"{key}=v1,v2,... with one value between each pair of commas")
+    values = []
+    for item in items:
+        try:
+            values.append(_coerce(_parse_override(item.strip(), tp), tp, key))
+        except ConfigError:
+            raise ConfigError(f"malformed multirun value {text!r}: {item.strip()!r} is not a "
+                              f"valid {_type_name(tp)} for {key}; write {key}=v1,v2,...") from None
+    if len(set(map(repr, values))) != len(values):
+        raise ConfigError(f"malformed multirun value {text!r}: a value is repeated")
+    return key, values
+
+
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]) -> RunConfig:
     """Return a copy of ``cfg`` with ``{"section.key": value}`` or ``"section.key=value"`` applied."""
     if isinstance(overrides, Mapping):
         items = list(overrides.items())
-        from_text = False
+        for key, _ in items:
+            override_type(key)
     else:
-        items = []
-        for text in overrides:
-            if "=" not in text:
-                raise ConfigError(f"override {text!r} must look like section.key=value, "
-                                  f"e.g. optim.lr=0.05")
-            k, v = text.split("=", 1)
-            items.append((k.strip(), v))
-        from_text = True
+        items = [parse_override(text) for text in overrides]
     d = cfg.to_dict()
     for key, value in items:
         parts = key.split(".")
-        top = _field_types(RunConfig)
-        if parts[0] not in top:
-            raise ConfigError(choices_message("config key", key, config_keys()))
-        if dataclasses.is_dataclass(top[parts[0]]):
-            section_types = _field_types(top[parts[0]])
-            if len(parts) == 3 and typing.get_origin(section_types.get(parts[1])) is dict:
-                # A free-form mapping such as model.options: the family checks the names.
-                d[parts[0]][parts[1]] = {**(d[parts[0]][parts[1]] or {}), parts[2]: (
-                    _parse_override(value, Any) if from_text else value)}
-                continue
-            if len(parts) != 2 or parts[1] not in section_types:
-                raise ConfigError(choices_message("config key", key, config_keys()))
-            tp = section_types[parts[1]]
-            d[parts[0]][parts[1]] = _parse_override(value, tp) if from_text else value
+        if len(parts) == 3:  # a free-form mapping such as model.options: the family checks names
+            d[parts[0]][parts[1]] = {**(d[parts[0]][parts[1]] or {}), parts[2]: value}
+        elif len(parts) == 2:
+            d[parts[0]][parts[1]] = value
         else:
-            if len(parts) != 1:
-                raise ConfigError(choices_message("config key", key, config_keys()))
-            tp = top[parts[0]]
-            d[parts[0]] = _parse_override(value, tp) if from_text else value
+            d[parts[0]] = value
     return RunConfig.from_dict(d)
 
 
@@ -734,4 +780,5 @@ __all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "config_keys", "cpu_ha
            "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_eval_iters",
            "resolve_on",
            "resolve_portable", "run_config_yaml", "run_identity", "stored_identity",
-           "LIMITS", "MAX_ITERS", "MAX_WIDTH", "Limit", "check_values"]
+           "LIMITS", "MAX_ITERS", "MAX_WIDTH", "Limit", "check_values", "is_multirun",
+           "override_type", "parse_multirun", "parse_override", "split_override"]

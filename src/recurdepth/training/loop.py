@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +31,7 @@ class EpochStats:
     samples: int
     seconds: float
     finite: bool
+    step_losses: list[float] = field(default_factory=list)  # the loss of every step, in order
 
     @property
     def images_per_s(self) -> float:
@@ -75,11 +76,14 @@ def train_epoch(
     samples = 0
     start = time.perf_counter()
     finite = True
+    losses: list[Tensor] = []
+    # disable=None: no bar when stderr is not a terminal (no control codes in log files).
     bar = tqdm(total=len(batches) if hasattr(batches, "__len__") else None, desc=desc,
-               disable=not progress, leave=False, dynamic_ncols=True, unit="batch")
+               disable=None if progress else True, leave=False, dynamic_ncols=True, unit="batch")
     try:
         for step, (x, y) in enumerate(batches):
             loss, n_correct, n = train_step(model, x, y, optimizer, opts)
+            losses.append(loss)
             loss_sum = loss_sum + loss * n
             correct = correct + n_correct
             samples += n
@@ -98,7 +102,16 @@ def train_epoch(
         bar.close()
     return EpochStats(loss=float(loss_sum) / max(samples, 1),
                       running_acc=100.0 * int(correct) / max(samples, 1),
-                      samples=samples, seconds=time.perf_counter() - start, finite=finite)
+                      samples=samples, seconds=time.perf_counter() - start, finite=finite,
+                      step_losses=_step_losses(losses, dist))
+
+
+def _step_losses(losses: list[Tensor], dist: Dist) -> list[float]:
+    """The global-batch loss of every step: one device-to-host copy per epoch, not one per step."""
+    if not losses:
+        return []
+    # Each process holds its share of every step's mean loss; their sum is the global loss.
+    return dist.all_sum(torch.stack(losses).float()).cpu().tolist()
 
 
 def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer,

@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from recurdepth.data.augment import epoch_seed
 from recurdepth.errors import ConfigError, DataError
@@ -40,6 +39,7 @@ from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
 from recurdepth.training.optim import build_optimizer, set_epoch_lr
 from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
+from recurdepth.training.tracking import Tracker
 
 CHECKPOINT_FORMAT = 1
 
@@ -63,6 +63,7 @@ class RunState:
     seconds_before: float = 0.0
     best_test_acc: float | None = None
     lr_factor: float = 1.0
+    tracker: Tracker | None = None  # process 0: train.log, TensorBoard and the per-epoch line
     started: float = field(default_factory=time.perf_counter)
 
     def seconds(self) -> float:
@@ -70,8 +71,12 @@ class RunState:
         return self.seconds_before + time.perf_counter() - self.started
 
 
-def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True) -> dict[str, Any]:
+def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True,
+              quiet: bool = False) -> dict[str, Any]:
     """Train one run in ``run_dir`` (resuming from its checkpoint) and return its result dict.
+
+    ``progress`` shows progress bars (on a terminal, with ``runtime.progress``); the per-epoch
+    line is printed unless ``quiet`` and always written to ``train.log`` (and TensorBoard).
 
     The result (also ``result.json``) has status ("completed" or "diverged"), test_acc and
     train_acc in percent, test_acc_per_iter (index i = i+1 iterations; None for feed-forward
@@ -85,28 +90,43 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
     lock = writer_lock(run_dir, "run folder") if dist.is_main else contextlib.nullcontext()
     with lock:
         return _train_locked(config, cfg, run_dir, dist,
-                             progress=progress and cfg.runtime.progress and dist.is_main)
+                             progress=progress and cfg.runtime.progress and dist.is_main,
+                             quiet=quiet)
 
 
 def _train_locked(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *,
-                  progress: bool) -> dict[str, Any]:
+                  progress: bool, quiet: bool) -> dict[str, Any]:
     check_compatible(run_dir, cfg)
     fingerprint = check_run_data(run_dir, cfg)
     previous = rundir.read_result(run_dir)
     if previous is not None and (previous.get("status") == "diverged"
                                  or previous.get("epochs") == cfg.train.epochs):
         return previous  # finished before: nothing to do (a sweep reruns only what is missing)
-    try:
-        return _train(config, cfg, run_dir, dist, progress=progress, fingerprint=fingerprint)
-    except KeyboardInterrupt:
-        if dist.is_main:
-            rundir.write_status(run_dir, "interrupted", message="stopped by the user; run again to resume")
-        raise
-    except Exception as e:
-        if dist.is_main and (previous is None or previous.get("status") != "completed"):
-            # A failed extension of a completed run leaves its files as they were.
-            rundir.write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
-        raise
+    tracking = Tracker(run_dir, echo=not quiet) if dist.is_main else contextlib.nullcontext()
+    with tracking as tracker:
+        if tracker is not None:
+            tracker.log(f"run {cfg.name}: {cfg.model.mode} {cfg.model.family}, effective depth "
+                        f"{cfg.model.effective_depth}, {cfg.train.epochs} epochs on "
+                        f"{cfg.runtime.device}")
+        try:
+            result = _train(config, cfg, run_dir, dist, progress=progress,
+                            fingerprint=fingerprint, tracker=tracker)
+        except KeyboardInterrupt:
+            if tracker is not None:
+                rundir.write_status(run_dir, "interrupted",
+                                    message="stopped by the user; run again to resume")
+                tracker.log("interrupted by the user")
+            raise
+        except Exception as e:
+            if tracker is not None:
+                if previous is None or previous.get("status") != "completed":
+                    # A failed extension of a completed run leaves its files as they were.
+                    rundir.write_status(run_dir, "failed", message=f"{type(e).__name__}: {e}")
+                tracker.log(f"failed: {type(e).__name__}: {e}")
+            raise
+        if tracker is not None:
+            tracker.result(result)
+        return result
 
 
 def _join_processes(cfg: RunConfig) -> Dist:
@@ -124,13 +144,14 @@ def _join_processes(cfg: RunConfig) -> Dist:
 
 
 def _train(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *, progress: bool,
-           fingerprint: dict[str, Any] | None) -> dict[str, Any]:
+           fingerprint: dict[str, Any] | None, tracker: Tracker | None) -> dict[str, Any]:
     data = build_run_data(cfg, dist)  # before any file is written: bad data changes nothing
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         rundir.write_config(run_dir, config, cfg)
         record_run_data(run_dir, fingerprint)
     state = _setup(cfg)
+    state.tracker = tracker
     _resume(state, cfg, run_dir)
     if dist.is_main:
         _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
@@ -170,6 +191,7 @@ def _setup(cfg: RunConfig) -> RunState:
     optimizer = build_optimizer(model, cfg.optim, divide_recurrent=bool(cfg.optim.recur_lr_divide))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.runtime.amp == "fp16")
     return RunState(model=model, optimizer=optimizer, scaler=scaler)
+
 
 
 def _resume(state: RunState, cfg: RunConfig, run_dir: Path) -> None:
@@ -249,11 +271,9 @@ def _record_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData,
         "best_test_acc": state.best_test_acc,
     })
     rundir.write_status(run_dir, "running", epoch=epoch + 1, epochs=cfg.train.epochs)
-    if progress:
-        test = f" test acc {line['test_acc']:.2f}%" if "test_acc" in line else ""
-        tqdm.write(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {stats.loss:.4f} "
-                   f"train acc (augmented) {stats.running_acc:.2f}%{test} "
-                   f"{stats.images_per_s:.0f} img/s")
+    if state.tracker is not None:
+        state.tracker.step_losses(epoch, stats.step_losses)
+        state.tracker.epoch(line, cfg.train.epochs)
 
 
 def _save_best(state: RunState, cfg: RunConfig, run_dir: Path, test_acc: float | None) -> None:
@@ -279,9 +299,6 @@ def _finish(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData, progr
     _save_best(state, cfg, run_dir, result["test_acc"])
     rundir.write_result(run_dir, result)
     rundir.write_status(run_dir, "completed", epoch=cfg.train.epochs, epochs=cfg.train.epochs)
-    if progress:
-        tqdm.write(f"done: test acc {result['test_acc']:.2f}%, train acc {result['train_acc']:.2f}%"
-                   f" ({run_dir})")
     return result
 
 

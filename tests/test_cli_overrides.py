@@ -1,0 +1,104 @@
+"""Overrides anywhere among the options, on sweep, as multirun; presets; one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import yaml
+
+from recurdepth.cli import main
+from recurdepth.data.mazes import generate_dataset, maze_dir
+from recurdepth.experiments.spec import load_experiment
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_overrides_before_and_after_options(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"family": "maze", "effective_depth": 8}}))
+    code = main(["train", "--config", str(cfg), "optim.lr=0.02", "--run-dir", str(tmp_path / "x"),
+                 "seed=7", "--print-config", "train.epochs=3"])
+    assert code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["optim"]["lr"] == 0.02 and printed["seed"] == 7
+    assert printed["train"]["epochs"] == 3 and printed["model"]["effective_depth"] == 8
+
+
+def test_a_stray_word_is_still_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--run-dir", str(tmp_path / "x"), "seed=1", "--print-config", "oops"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: oops" in capsys.readouterr().err
+
+
+def test_sweep_overrides_reach_every_run_and_win_over_grid_and_rules():
+    base = load_experiment("quick")
+    changed = base.with_overrides(["train.epochs=1", "model.effective_depth=8", "optim.lr=0.5"],
+                                  trials=1)
+    runs = changed.runs()
+    # quick: modes x depths {8, 12} x 2 trials; depth pinned to 8 and one trial -> 2 runs
+    assert len(runs) == 2 and {r.config.model.mode for r in runs} == {"recurrent", "feedforward"}
+    assert all(r.config.train.epochs == 1 and r.config.optim.lr == 0.5 for r in runs)
+    assert all(r.config.model.effective_depth == 8 for r in runs)
+    assert changed.name.startswith("quick-o") and changed.spec_hash != base.spec_hash
+    axis = base.with_overrides(["model.width=4,6"], trials=1).runs()
+    assert len(axis) == 8 and {r.config.model.width for r in axis} == {4, 6}
+
+
+def test_sweep_cli_overrides_and_trials(tmp_path, capsys):
+    assert main(["sweep", "quick", "train.epochs=1", "--trials", "1", "--dry-run",
+                 "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs (1 trial(s) each)" in out and "quick-o" in out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["sweep", "quick", "train.bogus=1", "--dry-run"], "unknown config key 'train.bogus'; valid "
+                                                       "choices: model.family"),
+    (["sweep", "quick", "--dry-run", "model.effective_depth=8,x"], "malformed multirun value"),
+    (["train", "--print-config", "seed=0,,2"], "malformed multirun value 'seed=0,,2': empty item"),
+    (["train", "--print-config", "seed=0,x"], "'x' is not a valid int for seed"),
+    (["presets", "show", "nope"], "unknown experiment preset 'nope'; valid choices: fig2_cifar10"),
+    (["presets", "show"], "needs a preset name; valid choices: fig2_cifar10"),
+])
+def test_bad_input_is_one_line_with_the_choices(argv, expected, capsys):
+    assert main(argv) == 2
+    assert expected in one_line_error(capsys)
+
+
+def test_presets_list_and_show(capsys):
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("fig2_cifar10 ") and "\nquick " in listed
+    assert main(["presets", "show", "quick"]) == 0
+    shown = capsys.readouterr().out
+    body = yaml.safe_load(shown.split("\n", 1)[1])
+    assert body["name"] == "quick" and body["description"].strip() == load_experiment("quick").description
+
+
+def test_multirun_train_runs_the_product_as_a_sweep(tmp_path, capsys):
+    root = tmp_path / "data"
+    generate_dataset(maze_dir(root, 5), size=5, n_train=10, n_test=4, progress=False)
+    common = ["model.family=maze", "model.width=4", f"data.root={root}", "data.maze_size=5",
+              "train.epochs=1", "train.batch_size=5", "runtime.device=cpu", "optim.name=adam",
+              "runtime.progress=false"]
+    assert main(["train", "seed=0,1,2", "model.effective_depth=8,12", "--print-config",
+                 *common]) == 0
+    table = capsys.readouterr().out
+    assert "6 runs (1 trial(s) each)" in table and "seed2-d12-t0" in table
+
+    out = tmp_path / "multi"
+    assert main(["train", "seed=3,4", "--run-dir", str(out), "model.effective_depth=8",
+                 "--quiet", *common]) == 0
+    text = capsys.readouterr().out
+    assert "2 runs, 0 already finished, 2 run now (2 completed)" in text
+    with sqlite3.connect(out / "results.sqlite") as db:
+        rows = db.execute("SELECT config, status FROM runs").fetchall()
+    assert sorted(json.loads(c)["seed"] for c, _ in rows) == [3, 4]
+    assert {s for _, s in rows} == {"completed"}

@@ -1,0 +1,63 @@
+"""Light commands start without torch; the stored model-zoo table matches the registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = """
+import contextlib, io, sys
+from recurdepth.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+heavy = sorted(m for m in ("torch", "torchvision", "matplotlib", "ray", "scipy")
+               if m in sys.modules)
+print(",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["mazes", "--help"],
+                                  ["mazes", "generate", "--help"], ["models"],
+                                  ["models", "--family", "maze", "--format", "json"], []])
+def test_light_commands_never_import_torch(argv: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "torch" not in out.stdout.strip().split(","), f"{argv} imported {out.stdout.strip()}"
+
+
+def test_mazes_generate_never_imports_torch(tmp_path: Path) -> None:
+    argv = ["mazes", "generate", "--size", "5", "--train", "20", "--test", "5",
+            "--out", str(tmp_path / "m"), "--no-progress"]
+    out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "torch" not in out.stdout.strip().split(",")
+    assert (tmp_path / "m").is_dir()
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from recurdepth.cli import COMMANDS, main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"    {name}" in text
+
+
+def test_stored_zoo_table_equals_the_registry() -> None:
+    from recurdepth.models import registry
+    from recurdepth.models.registry import zoo_table
+
+    stored = json.loads(Path(registry.__file__).with_name("zoo.json").read_text(encoding="utf-8"))
+    assert stored == zoo_table(), ("models/zoo.json is stale: run python -c 'from "
+                                   "recurdepth.models.registry import write_zoo_table; "
+                                   "write_zoo_table()'")
