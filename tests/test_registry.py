@@ -31,13 +31,6 @@ def toy_loader(name, root, split, *, size=None, limit=None, download=False):
     return images[:limit], labels[:limit]
 
 
-register_dataset(DatasetSpec("toy_levels", 1, SIDE, CLASSES, "classification", toy_loader, 12,
-                             mean=(0.5,), std=(0.25,), hflip=True))
-
-
-@register_family("toy_mlp", description="test family: MLP whose width is scaled by an option",
-                 datasets=("toy_levels",), depth_base=2, depth_per_iter=1,
-                 default_width={"toy_levels": 4}, paper_depths=(3, 4), options={"scale": 1})
 def build_toy(mode: str, iters: int, width: int, dataset: str, scale: int = 1) -> UnrolledNet:
     info = get_dataset(dataset)
     w = width * scale
@@ -45,6 +38,23 @@ def build_toy(mode: str, iters: int, width: int, dataset: str, scale: int = 1) -
                          nn.ReLU())
     return UnrolledNet(family="toy_mlp", mode=mode, dataset=dataset, iters=iters, stem=stem,
                        make_unit=lambda slots: LinearUnit(w), head=nn.Linear(w, info.num_classes))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def toy_registrations():
+    """The toy data set and family exist only while this module's tests run (no leaks)."""
+    from recurdepth.data import registry as data_registry
+    from recurdepth.models import registry as model_registry
+
+    register_dataset(DatasetSpec("toy_levels", 1, SIDE, CLASSES, "classification", toy_loader,
+                                 12, mean=(0.5,), std=(0.25,), hflip=True))
+    register_family("toy_mlp", description="test family: MLP whose width is scaled by an option",
+                    datasets=("toy_levels",), depth_base=2, depth_per_iter=1,
+                    default_width={"toy_levels": 4}, paper_depths=(3, 4),
+                    options={"scale": 1})(build_toy)
+    yield
+    data_registry._DATASETS.pop("toy_levels", None)
+    model_registry._FAMILIES.pop("toy_mlp", None)
 
 
 def toy_config(tmp_path, *over: str) -> RunConfig:

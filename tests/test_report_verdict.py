@@ -95,12 +95,33 @@ def test_trials_are_paired_by_seed_only_when_the_seeds_match():
 
 
 def test_one_iteration_is_no_test_of_the_claim():
-    r, f = group("recurrent", [4.0, 3.0], [0, 1]), group("feedforward", [4.0, 3.0], [0, 1])
+    r, f = group("recurrent", [40.0, 30.0], [0, 1]), group("feedforward", [40.0, 30.0], [0, 1])
     depth8 = DepthVerdict(8, r, f, compare(r, f), 1.0)
     assert depth8.same_network and depth8.outcome == "within"
     assert depth8.line().endswith("one iteration: both modes are the same network")
     overall = PanelVerdict("p", [depth8]).overall()
     assert "claim holds" not in overall and "depth 8 is no test" in overall
+
+
+def test_models_that_learned_nothing_are_no_test_of_the_claim():
+    def grp(mode, accs, family_iters):
+        g = group(mode, accs, [0, 1])
+        g.iters = family_iters
+        return g
+    r, f = grp("recurrent", [0.0, 0.0], 3), grp("feedforward", [0.0, 0.0], 3)
+    depth = DepthVerdict(16, r, f, compare(r, f), 0.4)
+    assert depth.chance == 0.0 and not depth.learned and depth.no_test
+    assert "no test: neither model is more than 5 points above chance (0%)" in depth.line()
+    overall = PanelVerdict("p", [depth]).overall()
+    assert "claim holds" not in overall and "depth 16 is no test (neither model learned)" in overall
+    r, f = grp("recurrent", [4.0, 6.0], 3), grp("feedforward", [5.5, 6.5], 3)
+    assert DepthVerdict(16, r, f, compare(r, f), 0.4).learned  # 6 > 0 + 5: something learned
+    cifar = grp("recurrent", [14.0, 15.0], 3)
+    cifar.dataset = "cifar10"
+    other = grp("feedforward", [14.0, 14.5], 3)
+    other.dataset = "cifar10"
+    assert DepthVerdict(7, cifar, other, compare(cifar, other), 0.5).chance == 10.0
+    assert not DepthVerdict(7, cifar, other, compare(cifar, other), 0.5).learned  # 15 <= 10 + 5
 
 
 def test_convergence_rule():

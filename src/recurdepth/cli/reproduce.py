@@ -33,14 +33,16 @@ OUT_ROOT = Path("reproduce")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="reproduce the paper's central claim end to end (default: ~27 min on a 2-core CPU)",
+        help="reproduce the paper's central claim end to end (default: ~27 min on a 2-core CPU "
+             "with bf16 units)",
         description="Generate small mazes, train recurrent and feed-forward maze solvers at "
         "several effective depths, and write the report: the verdict on the paper's claim "
         "(per depth, recurrent minus feed-forward accuracy with a 95% confidence interval, the "
         "parameter ratio, convergence of every run; also printed here), accuracy vs effective "
         "depth with parameter counts, learning curves, accuracy vs test-time iterations up to "
-        "twice the trained count, and the tables. The default finishes within 30 minutes on a 2-core "
-        "CPU; --full trains the deeper solvers twice as long (about an hour); --quick is a smoke "
+        "twice the trained count, and the tables. The default takes about 27 minutes on a "
+        "2-core CPU with bf16 instructions (avx512_bf16/amx_bf16; roughly twice as long without); "
+        "--full trains the deeper solvers twice as long (about an hour); --quick is a smoke "
         "version of a few minutes; --preset NAME runs a paper experiment at the authors' scale "
         f"(presets: {', '.join(list_presets())}). Rerunning continues where it stopped.",
     )
@@ -102,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     minutes = (time.perf_counter() - start) / 60
     print()
     print(depth_table(files.groups).markdown())
+    print("(mean ± standard error over trials; the verdict below uses 95% confidence intervals)")
     if files.verdicts:
         print(files.verdict_text())
         print()

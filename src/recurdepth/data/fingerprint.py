@@ -50,8 +50,10 @@ def _maze_files(root: str, size: int) -> dict[str, str]:
 
 
 def _vision_files(name: str, root: str) -> dict[str, str]:
-    from recurdepth.data.vision import dataset_location
+    from recurdepth.data.vision import VISION_DATASETS, dataset_location
 
+    if name not in (*VISION_DATASETS, "imagenet"):
+        return {}  # a data set added through the registry: its files are its loader's business
     folder, names = dataset_location(name, root)
     files = {}
     if name == "imagenet":  # too many images to hash: the class folders and their file names

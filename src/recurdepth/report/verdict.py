@@ -13,8 +13,10 @@ Rules (the whole verdict follows from them; nothing is written by hand):
   0 but is wider → "inconclusive" (the trials disagree too much to tell a match from a gap of
   more than ``MARGIN`` points, so no claim is made either way).
 * **Overall.** The claim holds at a depth when the recurrent model is within or ahead; it fails
-  where the recurrent model is behind; inconclusive depths are listed as such. A depth where
-  both models run one iteration compares a network with itself and is no test of the claim.
+  where the recurrent model is behind; inconclusive depths are listed as such. Two kinds of depth
+  are no test of the claim and are reported but not counted: one iteration (both models are the
+  same network), and a depth where neither model is more than ``NO_SIGNAL`` points above chance
+  (100/classes for classification, 0 for mazes, which count only exact solutions).
 * **Convergence** (per run, from its own learning curve): converged when its final un-augmented
   train accuracy is at least 95%, or when it gained less than 1 point over the last quarter of
   its epochs; otherwise flagged as still learning.
@@ -30,6 +32,7 @@ from recurdepth.report.results import GroupStat, RunCurve, panels
 
 CONFIDENCE = 0.95
 MARGIN = 5.0  # points: a wider interval around 0 cannot tell "about the same" from a real gap
+NO_SIGNAL = 5.0  # points above chance: models no better than this learned nothing to compare
 CONVERGED_TRAIN_ACC = 95.0  # percent
 CONVERGED_GAIN = 1.0  # points of train accuracy over the last quarter of the epochs
 
@@ -205,6 +208,28 @@ class DepthVerdict:
         return "missing" if self.difference is None else classify(self.difference)
 
     @property
+    def chance(self) -> float:
+        """Accuracy of guessing, in percent (0 for mazes: only exact solutions count)."""
+        from recurdepth.data.registry import get_dataset, list_datasets
+
+        name = self.recurrent.dataset.split()[0]
+        if name not in list_datasets():
+            return 0.0
+        spec = get_dataset(name)
+        return 0.0 if spec.is_maze else 100.0 / spec.num_classes
+
+    @property
+    def learned(self) -> bool:
+        """False when neither model is more than ``NO_SIGNAL`` points above chance."""
+        means = [g.test[0] for g in (self.recurrent, self.feedforward) if g.test[0] is not None]
+        return not means or max(means) > self.chance + NO_SIGNAL
+
+    @property
+    def no_test(self) -> bool:
+        """True where the two models cannot test the claim (same network, or nothing learned)."""
+        return self.same_network or not self.learned
+
+    @property
     def same_network(self) -> bool:
         """True at one iteration, where the recurrent and feed-forward models coincide."""
         return self.recurrent.iters == 1 and self.feedforward.iters == 1
@@ -220,6 +245,9 @@ class DepthVerdict:
         method = ("" if d.method == "no interval" else
                   f" ({d.method}, {d.n_recurrent} vs {d.n_feedforward} trials)")
         same = "; one iteration: both modes are the same network" if self.same_network else ""
+        if not self.learned:
+            same += (f"; no test: neither model is more than {NO_SIGNAL:g} points above chance "
+                     f"({self.chance:.0f}%)")
         return f"depth {self.depth}: {describe(d)}{method}{ratio}{same}"
 
 
@@ -234,8 +262,8 @@ class PanelVerdict:
     def overall(self) -> str:
         """The overall line: at how many depths the claim holds, and the parameter ratios."""
         # One iteration makes the two modes the same network: no test of the claim.
-        same = [d for d in self.depths if d.same_network]
-        tested = [d for d in self.depths if not d.same_network]
+        same = [d for d in self.depths if d.no_test]
+        tested = [d for d in self.depths if not d.no_test]
         decided = [d for d in tested if d.outcome in ("within", "behind", "ahead")]
         holds = [d for d in decided if d.outcome in ("within", "ahead")]
         behind = [d for d in decided if d.outcome == "behind"]
@@ -263,7 +291,11 @@ class PanelVerdict:
         if open_:
             parts.append(f"undecided at {_depths(open_)} (fewer than 2 trials)")
         if same:
-            parts.append(f"depth {_depths(same)} is no test (one iteration: the same network)")
+            why = ("one iteration: the same network" if all(d.same_network for d in same) else
+                   "the same network, or neither model learned" if any(d.same_network for d in same)
+                   else "neither model learned")
+            parts.append(f"depth {_depths(same)} {'is' if len(same) == 1 else 'are'} no test "
+                         f"({why})")
         conv = [line for _, line in self.convergence]
         if any(line.startswith("NOT") for line in conv):
             parts.append("some runs had not converged (see below), so this describes "
