@@ -262,8 +262,12 @@ def test_other_data_refused_and_failed_extension_leaves_completed_run(trained, r
     code, err = cli(["train", "--run-dir", str(run), *tiny(tmp_path / "none", "train.epochs=2")],
                     capsys)
     assert code == 2 and "no maze data of size 5" in assert_one_line(err)
-    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
-    assert after == {k: v for k, v in before.items() if k != ".lock"}
+    # train.log only gains lines (the failed attempt is logged); nothing else changes.
+    keep = lambda name: name not in (".lock", "train.log")  # noqa: E731
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and keep(p.name)}
+    assert after == {k: v for k, v in before.items() if keep(k)}
+    log = (run / "train.log").read_bytes()
+    assert log.startswith(before["train.log"]) and b"failed: DataError" in log
     # The recorded data itself still works: same result, nothing retrained.
     code, _ = cli(["train", "--run-dir", str(run), *tiny(roots["a"])], capsys)
     assert code == 0 and (run / "metrics.jsonl").read_bytes() == before["metrics.jsonl"]

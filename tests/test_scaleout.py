@@ -93,7 +93,7 @@ def test_local_executor_on_three_gpus_runs_three_at_once_each_on_its_own(monkeyp
                 assert a["gpus"] != b["gpus"]
 
 
-def _execute_recording(train_fn, config, run_dir, *, progress=False, threads=None):
+def _execute_recording(train_fn, config, run_dir, *, progress=False, threads=None, capture=False):
     return {"ok": True, "result": train_fn(config, run_dir, progress=progress)}
 
 
