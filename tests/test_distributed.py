@@ -21,7 +21,7 @@ from recurdepth.training.evaluate import loss_and_correct, loss_terms
 from recurdepth.training.launch import check_process_count
 from recurdepth.training.run import make_model, read_status
 
-EPOCHS = 3
+EPOCHS = 6  # room for a kill after epoch 1 to land mid-run on a fast machine
 # A maze solver has no BatchNorm, and the maze loss is normalised by the non-wall pixels of the
 # whole batch: the case where a per-process mean would give the wrong gradient.
 ARGS = ["model.family=maze", "model.iters=2", "model.width=4", "data.maze_size=5",
