@@ -13,18 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recurdepth.data.mazes.dataset import file_sha256
 from recurdepth.errors import DataError
 from recurdepth.io import atomic_write_json
 
 DATA_FILE = "data.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _maze_files(root: str, size: int) -> dict[str, str]:
@@ -45,7 +38,7 @@ def _maze_files(root: str, size: int) -> dict[str, str]:
         folder = published_dir(root, size, split)
         for name in ("inputs.npy", "solutions.npy"):
             if (folder / name).is_file():
-                files[f"{folder.name}/{name}"] = _sha256(folder / name)
+                files[f"{folder.name}/{name}"] = file_sha256(folder / name)
     return files
 
 
@@ -70,7 +63,7 @@ def _vision_files(name: str, root: str) -> dict[str, str]:
     for n in names:
         for path in (folder / n, folder / f"{n}.gz", folder / "gzip" / f"{n}.gz"):
             if path.is_file():
-                files[str(path.relative_to(folder))] = _sha256(path)
+                files[str(path.relative_to(folder))] = file_sha256(path)
                 break
     return files
 

@@ -75,6 +75,16 @@ def execute_task(train_fn: TrainFn | None, config: dict[str, Any], run_dir: str,
             return {"ok": False, "error": error}
 
 
+def run_function(train_fn: TrainFn | None, gpus_per_run: int) -> TrainFn | None:
+    """The single-run function a worker calls: torchrun with N processes when a run takes N > 1
+    GPUs and no function was given, else ``train_fn`` (None: the default)."""
+    if train_fn is None and gpus_per_run > 1:
+        from recurdepth.training.launch import TorchrunTrain
+
+        return TorchrunTrain(gpus_per_run)
+    return train_fn
+
+
 def format_error(e: BaseException) -> str:
     """``Type: message`` on the first line, then the traceback (for the database)."""
     tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
@@ -160,11 +170,7 @@ class LocalExecutor:
         self.threads_per_run = threads_per_run or max(1, cpus // max_parallel)
 
     def _train_fn(self, train_fn: TrainFn | None) -> TrainFn | None:
-        if train_fn is None and self.gpus_per_run > 1:
-            from recurdepth.training.launch import TorchrunTrain
-
-            return TorchrunTrain(self.gpus_per_run)
-        return train_fn
+        return run_function(train_fn, self.gpus_per_run)
 
     def execute(self, tasks: list[Task], train_fn: TrainFn | None,
                 on_start: Callable[[Task], None],
@@ -264,10 +270,7 @@ class RayExecutor:
                 ray.init(include_dashboard=False, log_to_driver=False)
             started_here = True
         self._check_gpus(ray)
-        if train_fn is None and self.gpus_per_run > 1:
-            from recurdepth.training.launch import TorchrunTrain
-
-            train_fn = TorchrunTrain(self.gpus_per_run)
+        train_fn = run_function(train_fn, self.gpus_per_run)
         remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                             max_retries=0)(execute_task)
         threads = max(1, int(self.num_cpus))

@@ -16,7 +16,7 @@ from typing import Any
 
 from recurdepth.errors import ConfigError
 from recurdepth.experiments.executors import (TICK_SECONDS, Outcome, Task, TrainFn, execute_task,
-                                              format_error)
+                                              format_error, run_function)
 
 SLURM_CLUSTERS = ("slurm", "local")
 
@@ -131,10 +131,7 @@ class SlurmExecutor:
         if not tasks:
             return
         self.check_submittable()
-        if train_fn is None and self.gpus_per_run > 1:
-            from recurdepth.training.launch import TorchrunTrain
-
-            train_fn = TorchrunTrain(self.gpus_per_run)
+        train_fn = run_function(train_fn, self.gpus_per_run)
         folder = Path(tasks[0].run_dir).parent.parent / "slurm"
         ex = self._executor(folder)
         jobs = ex.map_array(SlurmRun(train_fn), [t.config for t in tasks],

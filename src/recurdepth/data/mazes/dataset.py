@@ -89,7 +89,8 @@ class MazeSplit:
         return MazeTorchDataset(self)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 24):
@@ -304,7 +305,7 @@ def load_dataset_split(folder: str | os.PathLike, split: str, *, limit: int | No
         if path.stat().st_size != entry["bytes"]:
             raise DataError(f"{path}: {path.stat().st_size:,} bytes, the manifest says {entry['bytes']:,} "
                             f"(truncated or replaced); delete {folder} and generate it again")
-        if verify and _sha256(path) != entry["sha256"]:
+        if verify and file_sha256(path) != entry["sha256"]:
             raise DataError(f"{path}: checksum mismatch with the manifest (corrupt file); delete "
                             f"{folder} and generate it again")
         array = _load_npy(path, limit)
