@@ -225,8 +225,12 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_ray_sweep_against_an_external_head_matches_the_local_executor(experiment_file, tmp_path):
+def test_ray_sweep_against_an_external_head_matches_the_local_executor(experiment_file, tmp_path,
+                                                                       monkeypatch):
     pytest.importorskip("ray")
+    # Ray turns token authentication on by itself when ~/.ray/auth_token exists (left by an
+    # earlier Ray session); head and driver here must agree, so both run without it.
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="rdray", dir="/tmp")  # short: Ray's socket paths are limited
