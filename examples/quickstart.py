@@ -1,4 +1,5 @@
-"""Quickstart with the Python API: tiny mazes, a recurrent and a feed-forward solver, a report.
+"""Quickstart with the Python API: tiny mazes, a recurrent and a feed-forward solver, a report,
+an evaluation with more iterations and a CKA analysis of the two runs.
 
     python examples/quickstart.py [--out quickstart] [--epochs 2]
 
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     per_iter = ", ".join(f"{a:.1f}" for a in evaluation["acc_per_iter"])
     print(f"recurrent run, test accuracy after 1..4 iterations: {per_iter} (saved in "
           f"{recurrent / 'eval.json'})")
+
+    # 5. An analysis from Python: CKA between the layers of the two runs (exact, the paper's
+    #    estimator), written to <recurrent>/analysis/cka/<recurrent>_vs_<feed-forward>/.
+    feedforward = next((args.out / "sweep" / "runs").glob("feedforward-*"))
+    cka = recurdepth.analysis.analyze_cka(recurrent, feedforward, progress=False)
+    print(f"CKA between the last layers ({cka.result['labels'][cka.result['headline']]}): "
+          f"{cka.result['last']:.3f}; files in {cka.out}")
 
 
 if __name__ == "__main__":

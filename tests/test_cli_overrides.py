@@ -64,7 +64,7 @@ def test_sweep_cli_overrides_and_trials(tmp_path, capsys):
     (["sweep", "quick", "--dry-run", "model.effective_depth=8,x"], "malformed multirun value"),
     (["train", "--print-config", "seed=0,,2"], "malformed multirun value 'seed=0,,2': empty item"),
     (["train", "--print-config", "seed=0,x"], "'x' is not a valid int for seed"),
-    (["presets", "show", "nope"], "unknown experiment preset 'nope'; valid choices: fig2_cifar10"),
+    (["presets", "show", "nope"], "unknown preset 'nope'; valid choices: fig2_cifar10"),
     (["presets", "show"], "needs a preset name; valid choices: fig2_cifar10"),
 ])
 def test_bad_input_is_one_line_with_the_choices(argv, expected, capsys):
@@ -75,11 +75,16 @@ def test_bad_input_is_one_line_with_the_choices(argv, expected, capsys):
 def test_presets_list_and_show(capsys):
     assert main(["presets"]) == 0
     listed = capsys.readouterr().out
-    assert listed.startswith("fig2_cifar10 ") and "\nquick " in listed
+    experiments, analyses = listed.split("\n\nanalyses of the paper")
+    assert "\n  fig2_cifar10 " in experiments and "\n  quick " in experiments
+    assert "\n  table3_probes " in analyses and "\n  quick " not in analyses
     assert main(["presets", "show", "quick"]) == 0
     shown = capsys.readouterr().out
     body = yaml.safe_load(shown.split("\n", 1)[1])
     assert body["name"] == "quick" and body["description"].strip() == load_experiment("quick").description
+    assert main(["presets", "show", "fig6_reuse"]) == 0
+    body = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    assert body["of"] == "fig2_cifar10" and body["analysis"] == "reuse"
 
 
 def test_multirun_train_runs_the_product_as_a_sweep(tmp_path, capsys):

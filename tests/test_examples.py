@@ -25,6 +25,9 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 runs, 2 trained now" in done.stdout
     assert "test accuracy after 1..4 iterations" in done.stdout
+    cka = json.loads(next((out / "sweep" / "runs").glob("recurrent-*/analysis/cka/*/cka.json"))
+                     .read_text())
+    assert cka["method"] == "exact" and f"{cka['biased'][-1][-1]:.3f}" in done.stdout
     index = out / "sweep" / "report" / "index.md"
     assert index.is_file() and "recurrent" in index.read_text()
     runs = sorted((out / "sweep" / "runs").iterdir())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def csv_text(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
+    """``header`` and ``rows`` as CSV text (``\n`` line ends; None becomes an empty cell)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return buf.getvalue()
+
+
+def atomic_write_csv(path: str | os.PathLike, header: Sequence[Any],
+                     rows: Iterable[Sequence[Any]]) -> Path:
+    """Write a CSV table to ``path`` atomically."""
+    return atomic_write_text(path, csv_text(header, rows))
 
 
 def append_jsonl(path: str | os.PathLike, obj: Any) -> None:

@@ -1,6 +1,8 @@
 """The paper's analyses (§5 and appendix): activation reuse, linear probes, CKA, feature
 visualisation and receptive fields. Every analysis reads per-iteration states from the model's
 own ``iterate`` (see :mod:`recurdepth.analysis.features`), never from module-keyed hooks.
+The ``analyze_*`` functions run an analysis on trained run folders and write its JSON, CSV and
+PNG outputs, as ``recurdepth analyze`` does.
 """
 
 from recurdepth.analysis.cka import MinibatchCKA, StreamingLinearCKA, cka, cka_matrix, compare_models
@@ -13,8 +15,17 @@ from recurdepth.analysis.receptive_field import (
     receptive_field_table,
 )
 from recurdepth.analysis.reuse import ReuseResult, activation_counts, reuse_histogram
+from recurdepth.analysis.runs import (
+    AnalysisOutput,
+    analyze_cka,
+    analyze_featviz,
+    analyze_probes,
+    analyze_receptive_field,
+    analyze_reuse,
+)
 
 __all__ = [
+    "AnalysisOutput",
     "FeatVizConfig",
     "Layer",
     "MinibatchCKA",
@@ -22,6 +33,11 @@ __all__ = [
     "ReuseResult",
     "StreamingLinearCKA",
     "activation_counts",
+    "analyze_cka",
+    "analyze_featviz",
+    "analyze_probes",
+    "analyze_receptive_field",
+    "analyze_reuse",
     "analytic_receptive_field",
     "capture",
     "cka",

@@ -127,14 +127,19 @@ def check_same_data(cfg_a: Any, cfg_b: Any, run_a: Any = "run A", run_b: Any = "
 
 
 def analysis_data(cfg: Any, split: str, images: int | None, *, device: str = "cpu",
-                  seed: int | None = None, flag: str = "--images") -> tuple[Tensor, Tensor]:
-    """``images`` preprocessed examples of ``split`` (all if None): the first ones, or a random
-    draw seeded by ``seed``. ConfigError for 0 or more than the split holds."""
+                  seed: int | None = None, flag: str = "--images",
+                  default: int | None = None) -> tuple[Tensor, Tensor]:
+    """``images`` preprocessed examples of ``split``: the first ones, or a random draw seeded by
+    ``seed``. None takes ``default`` or all the split holds, whichever is fewer. ConfigError for
+    0 or more than the split holds."""
     from recurdepth.training.data import eval_tensors
 
     if images is not None and images < 1:
         raise ConfigError(f"{flag} must be at least 1, got {images}")
-    x, y = eval_tensors(cfg, split, limit=None if seed is not None else images, device=device)
+    limit = images if images is not None else default
+    x, y = eval_tensors(cfg, split, limit=None if seed is not None else limit, device=device)
+    if images is None and default is not None:
+        images = min(default, len(x))
     if images is not None and images > len(x):
         raise ConfigError(f"{flag} {images} is more than the {len(x)} {split} images of "
                           f"{cfg.data.name}; use {flag} {len(x)} or fewer")

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate", "evaluate a trained run (test/train accuracy, per iteration, other "
                          "maze sizes)"),
     "sweep": ("sweep", "run an experiment's grid of runs into a results database"),
-    "presets": ("presets", "list the experiment presets or print one"),
+    "presets": ("presets", "list the experiment and analysis presets or print one"),
     "report": ("report", "write the plots, tables and index page of an experiment's results"),
     "reproduce": ("reproduce", "reproduce the paper's central claim end to end"),
     "analyze": ("analyze", "analyses of trained runs: reuse, probes, CKA, feature vis., "

@@ -48,12 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true",
-                       help=f"smoke version (preset {QUICK_PRESET!r}, a few minutes)")
+                       help=f"smoke version (preset {QUICK_PRESET!r}, a few minutes; with "
+                            "--preset, that analysis preset's smoke form)")
     which.add_argument("--full", action="store_true",
                        help=f"the longer variant (preset {FULL_PRESET!r}: 60 epochs at depths 12 "
                             "and 16, about an hour on a 2-core CPU)")
-    which.add_argument("--preset", default=None, metavar="NAME",
-                       help="run this preset (or experiment YAML) instead of the CPU-sized default")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="run this experiment preset (or experiment YAML) at the authors' scale, "
+                        "or an analysis preset (the paper's Tables 3, 6, 7, Figure 6, CKA values, "
+                        f"Figure 8: {', '.join(_analysis_presets())}); with --quick, an analysis "
+                        "preset's CPU-sized smoke form")
     p.add_argument("--seed", default=None, metavar="N",
                    help="base seed of the experiment: trial t trains with seed N+t and the mazes "
                         "are generated with seed N (default: the preset's, 0); a non-default "
@@ -69,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
     from recurdepth.report import write_report
     from recurdepth.report.tables import depth_table
 
+    if args.preset in _analysis_presets():
+        return run_analysis(args)
+    if args.preset is not None and (args.quick or args.full):
+        raise ConfigError(f"--{'quick' if args.quick else 'full'} goes with the default job or an "
+                          f"analysis preset ({', '.join(_analysis_presets())}); experiment preset "
+                          f"{args.preset!r} is sized by overrides: `recurdepth sweep "
+                          f"{args.preset} train.epochs=1 --trials 1`")
     name = args.preset or (QUICK_PRESET if args.quick else FULL_PRESET if args.full
                            else DEFAULT_PRESET)
     seed = parse_seed(args.seed)
@@ -116,6 +127,51 @@ def run(args: argparse.Namespace) -> int:
     for run_name, error in summary.failures:
         print(f"  failed: {run_name}: {error.splitlines()[0]}")
     return 1 if summary.failures else 0
+
+
+def _analysis_presets() -> list[str]:
+    from recurdepth.report.paper_analyses import list_analysis_presets
+
+    return list_analysis_presets()
+
+
+def run_analysis(args: argparse.Namespace) -> int:
+    """An analysis preset: train (or reuse) its runs, analyse them, print the paper table."""
+    from recurdepth.report.paper_analyses import load_analysis_preset, run_analysis_preset
+
+    if args.full:
+        raise ConfigError(f"--full has no meaning for analysis preset {args.preset!r}: it runs "
+                          f"at the paper's scale unless --quick is given")
+    if args.seed is not None:
+        raise ConfigError(f"analysis preset {args.preset!r} analyses trials with the seeds of "
+                          f"the experiment it comes from (trial t: seed base + t); --seed does "
+                          f"not apply")
+    preset = load_analysis_preset(args.preset)
+    out = args.out if args.out is not None else OUT_ROOT / (
+        args.preset + ("-quick" if args.quick else ""))
+    executor = executor_from_args(args)
+    print(f"reproduce {preset.name}{' (quick)' if args.quick else ''}: {preset.analysis} on "
+          f"runs of {preset.of} -> {out}")
+    print(f"  {preset.description}")
+    start = time.perf_counter()
+    done = run_analysis_preset(preset, out, quick=args.quick, data_root=args.data_root,
+                               executor=executor, progress=not args.no_progress)
+    if done.sweep.failures:
+        for run_name, error in done.sweep.failures:
+            print(f"  failed: {run_name}: {error.splitlines()[0]}")
+        return 1
+    print()
+    print(done.table.markdown())
+    for line in done.findings:
+        print(line)
+    print(f"\n{preset.name} in {_duration(time.perf_counter() - start)}")
+    for path in done.files:
+        print(f"wrote {path}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def parse_seed(text: str | None) -> int | None:

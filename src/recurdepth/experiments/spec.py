@@ -236,6 +236,32 @@ class Experiment:
                              "grid": [g for g in grid if g] or [],
                              "rules": rules, "trials": trials or self.trials})
 
+    def subset(self, selectors: Sequence[Mapping[str, Any]], *,
+               trials: int | None = None) -> Experiment:
+        """The same experiment restricted to the grid points ``selectors`` pick, with ``trials``.
+
+        Each selector (dotted key -> value) must pick exactly one grid point. Names, run ids and
+        the experiment's name are unchanged, so the subset trains into (and reuses the finished
+        runs of) the full experiment's output folder.
+        """
+        points = self.grid_points()
+        picked: list[dict[str, Any]] = []
+        for sel in selectors:
+            hits = [p for p in points if all(k in p and p[k] == v for k, v in sel.items())]
+            if len(hits) != 1:
+                keys = sorted({k for p in points for k in p})
+                raise ConfigError(
+                    f"experiment {self.name!r}: {_describe(sel)} picks {len(hits)} of its runs, "
+                    f"not one; give values of the grid keys {', '.join(keys)}")
+            if hits[0] not in picked:
+                picked.append(hits[0])
+        if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int)
+                                   or trials < 1):
+            raise ConfigError(f"trials must be a positive integer, got {trials!r}")
+        return Experiment(**{**self.__dict__, "grid": [{k: [v] for k, v in p.items()}
+                                                       for p in picked],
+                             "trials": trials or self.trials})
+
     def grid_points(self) -> list[dict[str, Any]]:
         """Every grid point (dotted key -> value), products of each grid mapping, in file order."""
         points: list[dict[str, Any]] = []

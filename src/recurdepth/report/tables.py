@@ -3,13 +3,11 @@ Table 1 style (model × data set), each with parameter counts."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from recurdepth.io import atomic_write_text
+from recurdepth.io import atomic_write_text, csv_text
 from recurdepth.report.results import GroupStat, fmt_acc, fmt_int, panels
 
 MODE_LABEL = {"recurrent": "recurrent", "feedforward": "feed-forward"}
@@ -35,12 +33,8 @@ class Table:
 
     def csv(self) -> str:
         """The table as CSV with raw numbers (empty cell = no value)."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.csv_header)
-        for row in self.csv_rows:
-            writer.writerow(["" if v is None else _csv_value(v) for v in row])
-        return buf.getvalue()
+        return csv_text(self.csv_header, ([None if v is None else _csv_value(v) for v in row]
+                                          for row in self.csv_rows))
 
     def write(self, folder: str | Path) -> tuple[Path, Path]:
         """Write ``<name>.md`` (with title) and ``<name>.csv`` into ``folder``."""

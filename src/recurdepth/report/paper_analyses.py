@@ -1,0 +1,384 @@
+"""The paper's analysis results as presets: Tables 3, 6 and 7 (probes), Figure 6 (reuse), the CKA
+values and Figures 7-8 (feature visualisation), with the paper's numbers beside ours.
+
+An analysis preset (YAML, shipped in ``experiments/analysis_presets``) names the experiment whose
+runs it analyses and picks its configurations by grid values::
+
+    name: table3_probes
+    description: ...
+    of: fig2_cifar10                 # the experiment preset the analysed runs come from
+    trials: 3                        # trials of each configuration analysed (seed = base + t)
+    runs:                            # label -> grid values picking one configuration
+      feed-forward: {model.family: residual, model.mode: feedforward, model.effective_depth: 19}
+      recurrent: {model.family: residual, model.mode: recurrent, model.effective_depth: 19}
+    analysis: probes                 # reuse | probes | cka | featviz
+    groups: [[feed-forward, recurrent]]   # the runs analysed together (one analysis call each)
+    options: {pools: [none, 4]}      # keyword arguments of recurdepth.analysis.analyze_<analysis>
+    paper: [...]                     # the paper's numbers (per analysis, see the table builders)
+    quick: {overrides: [...], trials: 1, options: {...}}   # the CPU-sized smoke form
+
+The runs are trained through the sweep of that experiment (its run names and ids, so a finished
+run is reused) in the experiment's folder beside the analysis folder: ``reproduce/fig2_cifar10``
+next to ``reproduce/table3_probes``. The quick form applies its overrides, which makes its own
+experiment (``<of>-o<hash>``) and never touches the full-size runs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from recurdepth.errors import ConfigError, choices_message
+from recurdepth.io import atomic_write_json, read_yaml
+from recurdepth.report.tables import Table
+
+PRESET_KEYS = ("name", "description", "of", "trials", "runs", "analysis", "groups", "options",
+               "paper", "quick")
+QUICK_KEYS = ("overrides", "trials", "options")
+ANALYSES = ("reuse", "probes", "cka", "featviz")
+REUSE_THRESHOLD = 0.2  # §5: "at least 20% of the activity of their most active iteration"
+
+
+@dataclass(frozen=True)
+class AnalysisPreset:
+    """A parsed analysis preset; :func:`run_analysis_preset` runs it."""
+
+    name: str
+    of: str
+    runs: dict[str, dict[str, Any]]
+    analysis: str
+    groups: list[list[str]]
+    trials: int = 1
+    options: dict[str, Any] = field(default_factory=dict)
+    paper: list[dict[str, Any]] = field(default_factory=list)
+    quick: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    source: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str | None = None) -> AnalysisPreset:
+        """Parse and check an analysis preset mapping (ConfigError naming the bad key)."""
+        where = f" in {source}" if source else ""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"an analysis preset must be a mapping{where}")
+        unknown = sorted(set(d) - set(PRESET_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown analysis-preset key(s) {', '.join(map(repr, unknown))}"
+                              f"{where}; valid keys: {', '.join(PRESET_KEYS)}")
+        for key in ("name", "of", "runs", "analysis", "groups"):
+            if not d.get(key):
+                raise ConfigError(f"the analysis preset needs {key!r}{where}")
+        if d["analysis"] not in ANALYSES:
+            raise ConfigError(choices_message("analysis", d["analysis"], ANALYSES) + where)
+        runs = {str(k): dict(v) for k, v in dict(d["runs"]).items()}
+        groups = [[str(x) for x in g] for g in d["groups"]]
+        for g in groups:
+            bad = [x for x in g if x not in runs]
+            if bad or not 1 <= len(g) <= 2:
+                raise ConfigError(f"group {g} must name one or two of the runs "
+                                  f"({', '.join(runs)}){where}")
+        quick = dict(d.get("quick") or {})
+        bad_quick = sorted(set(quick) - set(QUICK_KEYS))
+        if bad_quick:
+            raise ConfigError(f"unknown quick key(s) {', '.join(bad_quick)}{where}; valid keys: "
+                              f"{', '.join(QUICK_KEYS)}")
+        return cls(name=str(d["name"]), of=str(d["of"]), runs=runs, analysis=d["analysis"],
+                   groups=groups, trials=int(d.get("trials", 1)),
+                   options=dict(d.get("options") or {}), paper=list(d.get("paper") or []),
+                   quick=quick, description=" ".join(str(d.get("description", "")).split()),
+                   source=source)
+
+    def experiment(self, *, quick: bool = False) -> Any:
+        """The experiment that trains the analysed runs (the quick form's when ``quick``)."""
+        from recurdepth.experiments.spec import load_experiment
+
+        full = load_experiment(self.of).subset(list(self.runs.values()), trials=self.trials)
+        if not quick:
+            return full
+        return full.with_overrides(list(self.quick.get("overrides", [])),
+                                   trials=self.quick.get("trials", self.trials))
+
+    def analysis_options(self, *, quick: bool = False) -> dict[str, Any]:
+        """Keyword arguments of the analysis function (the quick form's merged in)."""
+        return {**self.options, **(self.quick.get("options", {}) if quick else {})}
+
+
+def _folder() -> Any:
+    return resources.files("recurdepth.experiments") / "analysis_presets"
+
+
+def list_analysis_presets() -> list[str]:
+    """Names of the analysis presets shipped with the package, sorted."""
+    return sorted(p.name[: -len(".yaml")] for p in _folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def analysis_preset_path(name: str) -> Path:
+    """Path of the shipped analysis preset ``name`` (ConfigError listing them when unknown)."""
+    if name not in list_analysis_presets():
+        raise ConfigError(choices_message("analysis preset", name, list_analysis_presets()))
+    return Path(str(_folder() / f"{name}.yaml"))
+
+
+def load_analysis_preset(name: str) -> AnalysisPreset:
+    """Load a shipped analysis preset by name."""
+    path = analysis_preset_path(name)
+    return AnalysisPreset.from_dict(read_yaml(path, what="analysis preset"), source=str(path))
+
+
+# -- running ------------------------------------------------------------------------------------
+
+@dataclass
+class PaperAnalysis:
+    """What an analysis preset produced: the sweep, each analysis call, the comparison table."""
+
+    preset: AnalysisPreset
+    out: Path
+    sweep: Any
+    outputs: dict[int, list[Any]] = field(default_factory=dict)  # trial -> AnalysisOutput/group
+    table: Table | None = None
+    files: list[Path] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+
+def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool = False,
+                        data_root: str | Path | None = None, executor: Any = None,
+                        device: str | None = None, progress: bool = True) -> PaperAnalysis:
+    """Train (or reuse) the preset's runs, analyse them per trial and write the paper table.
+
+    The runs train in ``<out>/../<experiment>`` (shared with the experiment's own preset); the
+    analysis of trial t goes to ``<out>/trial-<t>/<group>``, the table to ``<out>/<name>.md``/
+    ``.csv`` and every number to ``<out>/result.json``.
+    """
+    from recurdepth.experiments.sweep import run_sweep
+
+    out = Path(out)
+    experiment = preset.experiment(quick=quick)
+    if data_root is not None:
+        experiment = experiment.with_data_root(Path(data_root).resolve())
+    summary = run_sweep(experiment, out.parent / experiment.name, executor=executor,
+                        progress=progress)
+    result = PaperAnalysis(preset, out, summary)
+    if summary.failures:
+        return result
+    folders = _run_folders(experiment, summary.db_path, preset.runs)
+    options = preset.analysis_options(quick=quick)
+    device = device or _best_device()
+    for trial in range(experiment.trials):
+        result.outputs[trial] = [
+            _analyse(preset, [folders[(label, trial)] for label in group], group,
+                     out / f"trial-{trial}" / _folder_name(group), options, device, progress)
+            for group in preset.groups]
+    table, findings = TABLES[preset.analysis](preset, result.outputs)
+    result.table, result.findings = table, findings
+    result.files = [*table.write(out), atomic_write_json(out / "result.json", {
+        "preset": preset.name, "quick": quick, "experiment": experiment.name,
+        "trials": experiment.trials, "options": options, "paper": preset.paper,
+        "findings": findings, "table": {"header": table.csv_header, "rows": table.csv_rows},
+        "outputs": {str(t): [{"group": g, "out": str(o.out), "result": o.result}
+                             for g, o in zip(preset.groups, outs)]
+                    for t, outs in result.outputs.items()}})]
+    return result
+
+
+def _folder_name(group: Sequence[str]) -> str:
+    """A group's analysis folder: its run labels joined, spaces and slashes made safe."""
+    return "_vs_".join(label.replace(" ", "-").replace("/", "-") for label in group)
+
+
+def _best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _run_folders(experiment: Any, db_path: Path, selectors: Mapping[str, Mapping[str, Any]]
+                 ) -> dict[tuple[str, int], Path]:
+    """(run label, trial) -> the trained run's folder, from the sweep's database."""
+    from recurdepth.experiments.store import ResultStore
+
+    with ResultStore.open_existing(db_path) as store:
+        stored = {rec.id: rec.run_dir for rec in store.records()}
+    folders: dict[tuple[str, int], Path] = {}
+    for run in experiment.runs():
+        for label, selector in selectors.items():
+            if all(run.params.get(k) == v for k, v in selector.items()):
+                folders[(label, run.params["trial"])] = stored[run.run_id]
+    return folders
+
+
+def _analyse(preset: AnalysisPreset, folders: list[Path], labels: list[str], out: Path,
+             options: dict[str, Any], device: str, progress: bool) -> Any:
+    from recurdepth.analysis import runs as analysis_runs
+
+    fn = getattr(analysis_runs, f"analyze_{preset.analysis}")
+    second = folders[1] if len(folders) > 1 else None
+    try:
+        return fn(folders[0], second, labels=labels, out=out, device=device, progress=progress,
+                  **options)
+    except TypeError as e:  # an option the analysis does not take
+        raise ConfigError(f"analysis preset {preset.name!r}: {e}") from None
+
+
+# -- tables: ours beside the paper's --------------------------------------------------------------
+
+def _stat(values: Sequence[float]) -> tuple[float, float | None]:
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _fmt(values: Sequence[float], digits: int = 1) -> str:
+    mean, sd = _stat(values)
+    return f"{mean:.{digits}f}" + ("" if sd is None else f" ± {sd:.{digits}f}")
+
+
+def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
+                  ) -> tuple[Table, list[str]]:
+    """Rows: per run and pooling, ours (mean ± SD over trials) and the paper's train / test."""
+    cells: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+    for outs in outputs.values():
+        for o in outs:
+            for key, layers in o.result["models"].items():
+                label, _, pool = key.partition(", pool ")
+                pool = pool.split("x")[0]
+                for i, r in enumerate(layers, start=1):
+                    cells.setdefault((label, pool or "none", i), []).append(
+                        (r["train_acc"], r["test_acc"]))
+    rows_keys = list(dict.fromkeys((label, pool) for label, pool, _ in cells))
+    width = max(i for _, _, i in cells)
+    paper = {(p["run"], str(p.get("pool", "none"))): p for p in preset.paper}
+    header = ["model", "pooling", "source", *[f"block / iter {i}" for i in range(1, width + 1)]]
+    rows, csv_rows = [], []
+    for label, pool in rows_keys:
+        ours = [cells.get((label, pool, i)) for i in range(1, width + 1)]
+        rows.append([label, pool, f"ours ({len(outputs)} trial{'s' * (len(outputs) > 1)})", *[
+            "" if c is None else f"{_fmt([a for a, _ in c])} / {_fmt([b for _, b in c])}"
+            for c in ours]])
+        ref = paper.get((label, pool))
+        if ref:
+            rows.append(["", "", f"paper ({ref.get('source', '')})",
+                         *[f"{tr:.1f} / {te:.1f}" for tr, te in ref["values"]]])
+        for i, c in enumerate(ours, start=1):
+            if c is None:
+                continue
+            pv = ref["values"][i - 1] if ref and i <= len(ref["values"]) else (None, None)
+            csv_rows.append([label, pool, i, _stat([a for a, _ in c])[0],
+                             _stat([b for _, b in c])[0], pv[0], pv[1]])
+    findings = _ordering_findings(cells, rows_keys, width)
+    return Table(preset.name, preset.description.split(". ")[0], header, rows,
+                 ["model", "pooling", "block", "train_acc", "test_acc", "paper_train_acc",
+                  "paper_test_acc"], csv_rows), findings
+
+
+def _ordering_findings(cells: dict, rows_keys: list, width: int) -> list[str]:
+    """Whether test accuracy rises block by block (the paper: features grow more separable)."""
+    out = []
+    for label, pool in rows_keys:
+        tests = [statistics.fmean(b for _, b in cells[(label, pool, i)])
+                 for i in range(1, width + 1) if (label, pool, i) in cells]
+        rising = all(b >= a for a, b in zip(tests, tests[1:])) and tests[-1] > tests[0]
+        out.append(f"{label} (pooling {pool}): test accuracy "
+                   f"{'rises' if rising else 'does not rise'} block by block "
+                   f"({' -> '.join(f'{t:.1f}' for t in tests)})")
+    return out
+
+
+def _cka_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]) -> tuple[Table, list[str]]:
+    """Rows: per pair, our CKA between the last layers (mean ± SD over trials) and the paper's."""
+    values: dict[tuple[str, ...], list[float]] = {}
+    what = ""
+    for outs in outputs.values():
+        for group, o in zip(preset.groups, outs):
+            values.setdefault(tuple(group), []).append(o.result["last"])
+            what = o.result["labels"][o.result["headline"]]
+    paper = {tuple(p["pair"]): p for p in preset.paper}
+    header = ["pair", "CKA, last layers (ours)", "paper"]
+    rows, csv_rows = [], []
+    for pair, vs in values.items():
+        ref = paper.get(pair)
+        rows.append([" vs ".join(pair), _fmt(vs, 3), "" if ref is None else f"{ref['value']:.3f}"])
+        csv_rows.append([" vs ".join(pair), _stat(vs)[0], _stat(vs)[1],
+                         None if ref is None else ref["value"]])
+    findings = [f"values: {what}"]
+    if len(values) >= 2:
+        (p1, v1), (p2, v2) = list(values.items())[:2]
+        m1, m2 = _stat(v1)[0], _stat(v2)[0]
+        findings.append(f"{' vs '.join(p1)} ({m1:.3f}) is {'more' if m1 > m2 else 'not more'} "
+                        f"similar than {' vs '.join(p2)} ({m2:.3f}); the paper: 0.843 > 0.819"
+                        if paper else "")
+    return Table(preset.name, preset.description.split(". ")[0], header, rows,
+                 ["pair", "cka", "cka_sd", "paper"], csv_rows), [f for f in findings if f]
+
+
+def _reuse_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
+                 ) -> tuple[Table, list[str]]:
+    """Rows: per model, the mean share of the most active iteration at each rank and the fraction
+    of active image-filter pairs whose least active iteration keeps >= 20% of the activity."""
+    means: dict[str, list[list[float]]] = {}
+    shares: dict[str, list[float]] = {}
+    ranks: list[int] = []
+    for outs in outputs.values():
+        for o in outs:
+            for name, res in o.result["models"].items():
+                ranks = res["ranks"]
+                means.setdefault(name, []).append(res["mean_ratio"])
+                shares.setdefault(name, []).append(_share_at_least(res, REUSE_THRESHOLD))
+    header = ["model", *[f"rank {r}: mean ratio" for r in ranks],
+              f"least active >= {REUSE_THRESHOLD:.0%} of most active"]
+    rows = [[name, *[_fmt([m[i] for m in ms], 3) for i in range(len(ranks))],
+             _fmt([100 * s for s in shares[name]]) + " %"] for name, ms in means.items()]
+    csv_rows = [[name, *[_stat([m[i] for m in ms])[0] for i in range(len(ranks))],
+                 _stat(shares[name])[0]] for name, ms in means.items()]
+    notes = [p.get("claim", "") for p in preset.paper]
+    findings = [f"{name}: {100 * _stat(v)[0]:.1f}% of active image-filter pairs keep at least "
+                f"{REUSE_THRESHOLD:.0%} of their most active iteration's activity on the least "
+                f"active one" for name, v in shares.items()] + [f"paper: {n}" for n in notes if n]
+    return Table(preset.name, preset.description.split(". ")[0], header, rows,
+                 ["model", *[f"mean_ratio_rank{r}" for r in ranks], "share_least_active_ge_0.2"],
+                 csv_rows), findings
+
+
+def _share_at_least(res: Mapping[str, Any], threshold: float) -> float:
+    """Share of active pairs whose last rank's ratio is >= ``threshold`` (a bin edge)."""
+    edges = res["bin_edges"]
+    start = next((i for i, e in enumerate(edges) if math.isclose(e, threshold)), None)
+    if start is None:
+        raise ConfigError(f"reuse bins must have an edge at {threshold} (e.g. bins: 10)")
+    counts = res["histogram"][-1]
+    total = sum(counts)
+    return sum(counts[start:]) / total if total else 0.0
+
+
+def _featviz_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
+                   ) -> tuple[Table, list[str]]:
+    """Rows: per model and layer, the objective before and after optimisation (the paper shows
+    images only; the figure is ``featviz.png`` in each trial's folder)."""
+    rows, csv_rows, findings = [], [], []
+    for t, outs in outputs.items():
+        for o in outs:
+            for name, layers in o.result["models"].items():
+                rose = 0
+                for v in layers:
+                    start, end = v["start"]["objective"], v["end"]["objective"]
+                    rose += end > start
+                    rows.append([name, f"{v['layer']} (depth {v['effective_depth']})", str(t),
+                                 f"{start:.4g}", f"{end:.4g}"])
+                    csv_rows.append([name, v["layer"], v["effective_depth"], t, start, end])
+                findings.append(f"trial {t}, {name}: the objective rose at {rose} of "
+                                f"{len(layers)} layers; images in {o.out / 'featviz.png'}")
+    return Table(preset.name, preset.description.split(". ")[0],
+                 ["model", "layer", "trial", "objective before", "objective after"], rows,
+                 ["model", "layer", "effective_depth", "trial", "objective_start",
+                  "objective_end"], csv_rows), findings
+
+
+TABLES: dict[str, Callable[[AnalysisPreset, dict[int, list[Any]]], tuple[Table, list[str]]]] = {
+    "probes": _probes_table, "cka": _cka_table, "reuse": _reuse_table,
+    "featviz": _featviz_table}
+
+__all__ = ["AnalysisPreset", "PaperAnalysis", "analysis_preset_path", "list_analysis_presets",
+           "load_analysis_preset", "run_analysis_preset"]
