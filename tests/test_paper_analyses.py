@@ -82,6 +82,7 @@ def test_probe_tables_put_the_papers_numbers_beside_ours(workdir, monkeypatch, c
     assert result["quick"] is True and result["trials"] == 1
     printed = capsys.readouterr().out
     assert "paper (Table" in printed and (out / f"{name}.md").exists()
+    assert (out / f"{name}.png").stat().st_size > 0
 
 
 def test_reuse_preset_aggregates_two_trials(workdir, monkeypatch, capsys):

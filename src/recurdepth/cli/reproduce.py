@@ -43,12 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "twice the trained count, and the tables. The default takes about 27 minutes on a "
         "2-core CPU with bf16 instructions (avx512_bf16/amx_bf16; roughly twice as long without); "
         "--full trains the deeper solvers twice as long (about an hour); --quick is a smoke "
-        "version of a few minutes; --preset NAME runs a paper experiment at the authors' scale "
+        "version of under a minute; --preset NAME runs a paper experiment at the authors' scale "
         f"(presets: {', '.join(list_presets())}). Rerunning continues where it stopped.",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true",
-                       help=f"smoke version (preset {QUICK_PRESET!r}, a few minutes; with "
+                       help=f"smoke version (preset {QUICK_PRESET!r}, under a minute; with "
                             "--preset, that analysis preset's smoke form)")
     which.add_argument("--full", action="store_true",
                        help=f"the longer variant (preset {FULL_PRESET!r}: 60 epochs at depths 12 "

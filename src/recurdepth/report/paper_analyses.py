@@ -5,6 +5,7 @@ An analysis preset (YAML, shipped in ``experiments/analysis_presets``) names the
 runs it analyses and picks its configurations by grid values::
 
     name: table3_probes
+    title: "Tables 3 and 6: ..."     # the table's and figure's title
     description: ...
     of: fig2_cifar10                 # the experiment preset the analysed runs come from
     trials: 3                        # trials of each configuration analysed (seed = base + t)
@@ -37,7 +38,7 @@ from recurdepth.errors import ConfigError, choices_message
 from recurdepth.io import atomic_write_json, read_yaml
 from recurdepth.report.tables import Table
 
-PRESET_KEYS = ("name", "description", "of", "trials", "runs", "analysis", "groups", "options",
+PRESET_KEYS = ("name", "title", "description", "of", "trials", "runs", "analysis", "groups", "options",
                "paper", "quick")
 QUICK_KEYS = ("overrides", "trials", "options")
 ANALYSES = ("reuse", "probes", "cka", "featviz")
@@ -57,6 +58,7 @@ class AnalysisPreset:
     options: dict[str, Any] = field(default_factory=dict)
     paper: list[dict[str, Any]] = field(default_factory=list)
     quick: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
     description: str = ""
     source: str | None = None
 
@@ -90,7 +92,8 @@ class AnalysisPreset:
         return cls(name=str(d["name"]), of=str(d["of"]), runs=runs, analysis=d["analysis"],
                    groups=groups, trials=int(d.get("trials", 1)),
                    options=dict(d.get("options") or {}), paper=list(d.get("paper") or []),
-                   quick=quick, description=" ".join(str(d.get("description", "")).split()),
+                   quick=quick, title=str(d.get("title") or d["name"]),
+                   description=" ".join(str(d.get("description", "")).split()),
                    source=source)
 
     def experiment(self, *, quick: bool = False) -> Any:
@@ -175,7 +178,9 @@ def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool 
             for group in preset.groups]
     table, findings = TABLES[preset.analysis](preset, result.outputs)
     result.table, result.findings = table, findings
-    result.files = [*table.write(out), atomic_write_json(out / "result.json", {
+    figures = [_plot_against_paper(table, out / f"{preset.name}.png")] \
+        if preset.analysis == "probes" else []
+    result.files = [*table.write(out), *figures, atomic_write_json(out / "result.json", {
         "preset": preset.name, "quick": quick, "experiment": experiment.name,
         "trials": experiment.trials, "options": options, "paper": preset.paper,
         "findings": findings, "table": {"header": table.csv_header, "rows": table.csv_rows},
@@ -269,9 +274,40 @@ def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
             csv_rows.append([label, pool, i, _stat([a for a, _ in c])[0],
                              _stat([b for _, b in c])[0], pv[0], pv[1]])
     findings = _ordering_findings(cells, rows_keys, width)
-    return Table(preset.name, preset.description.split(". ")[0], header, rows,
+    return Table(preset.name, preset.title, header, rows,
                  ["model", "pooling", "block", "train_acc", "test_acc", "paper_train_acc",
                   "paper_test_acc"], csv_rows), findings
+
+
+def _plot_against_paper(table: Table, path: Path) -> Path:
+    """Test accuracy per block / iteration: ours (mean, SD bars over trials) and the paper's."""
+    from recurdepth.analysis.plots import plt, save_figure
+
+    ours: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    paper: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for model, pool, block, _, test, _, paper_test in table.csv_rows:
+        ours.setdefault((model, pool), []).append((block, test))
+        if paper_test is not None:
+            paper.setdefault((model, pool), []).append((block, paper_test))
+    pools = list(dict.fromkeys(pool for _, pool in ours))
+    fig, axes = plt.subplots(1, len(pools), figsize=(5 * len(pools), 3.8), squeeze=False)
+    for ax, pool in zip(axes[0], pools):
+        for i, (model, p) in enumerate(k for k in ours if k[1] == pool):
+            xs, ys = zip(*ours[(model, p)])
+            ax.plot(xs, ys, "o-", color=f"C{i}", label=f"{model} (ours)")
+            if (model, p) in paper:
+                px, py = zip(*paper[(model, p)])
+                ax.plot(px, py, "s--", color=f"C{i}", alpha=0.6, label=f"{model} (paper)")
+        ax.set_title("no pooling" if pool == "none" else f"average pooling to {pool}x{pool}",
+                     fontsize=9)
+        ax.set_xlabel("block / iteration")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=7)
+    fig.suptitle(table.title, fontsize=9)
+    save_figure(fig, str(path))
+    return path
 
 
 def _ordering_findings(cells: dict, rows_keys: list, width: int) -> list[str]:
@@ -310,7 +346,7 @@ def _cka_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]) -> tuple[T
         findings.append(f"{' vs '.join(p1)} ({m1:.3f}) is {'more' if m1 > m2 else 'not more'} "
                         f"similar than {' vs '.join(p2)} ({m2:.3f}); the paper: 0.843 > 0.819"
                         if paper else "")
-    return Table(preset.name, preset.description.split(". ")[0], header, rows,
+    return Table(preset.name, preset.title, header, rows,
                  ["pair", "cka", "cka_sd", "paper"], csv_rows), [f for f in findings if f]
 
 
@@ -337,7 +373,7 @@ def _reuse_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
     findings = [f"{name}: {100 * _stat(v)[0]:.1f}% of active image-filter pairs keep at least "
                 f"{REUSE_THRESHOLD:.0%} of their most active iteration's activity on the least "
                 f"active one" for name, v in shares.items()] + [f"paper: {n}" for n in notes if n]
-    return Table(preset.name, preset.description.split(". ")[0], header, rows,
+    return Table(preset.name, preset.title, header, rows,
                  ["model", *[f"mean_ratio_rank{r}" for r in ranks], "share_least_active_ge_0.2"],
                  csv_rows), findings
 
@@ -370,7 +406,7 @@ def _featviz_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
                     csv_rows.append([name, v["layer"], v["effective_depth"], t, start, end])
                 findings.append(f"trial {t}, {name}: the objective rose at {rose} of "
                                 f"{len(layers)} layers; images in {o.out / 'featviz.png'}")
-    return Table(preset.name, preset.description.split(". ")[0],
+    return Table(preset.name, preset.title,
                  ["model", "layer", "trial", "objective before", "objective after"], rows,
                  ["model", "layer", "effective_depth", "trial", "objective_start",
                   "objective_end"], csv_rows), findings
