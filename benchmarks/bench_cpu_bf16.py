@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from recurdepth.data.tasks import get_task
 from recurdepth.models import build_model
 from recurdepth.training.config import cpu_has_bf16
 from recurdepth.training.evaluate import autocast, loss_and_correct, prepare_input
@@ -39,7 +40,7 @@ def make_step(mode: str, depth: int, width: int, side: int, batch: int, amp: str
         xb = prepare_input(x, cl)
         with autocast(xb.device, amp):
             logits = model(xb)
-        loss, _ = loss_and_correct(logits, y, xb, is_maze=True)
+        loss, _ = loss_and_correct(logits, y, xb, task=get_task("maze"))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -26,6 +26,7 @@ from PIL import Image
 from torchvision import transforms
 
 from recurdepth.data.augment import AugmentConfig, TensorBatches
+from recurdepth.data.tasks import get_task
 from recurdepth.models import build_model
 from recurdepth.training.loop import train_epoch
 
@@ -142,7 +143,8 @@ def main() -> None:
                 fns.append(lambda m=model, o=opt: authors_train(m, loader, o, args.device))
             else:
                 fns.append(lambda m=model, o=opt, cl=channels_last: train_epoch(
-                    m, batches, o, is_maze=False, channels_last=cl, progress=False).samples)
+                    m, batches, o, task=get_task("classification"), channels_last=cl,
+                    progress=False).samples)
         a, o, ocl = rates(fns, args.repeats)
         print(f"{'training: ' + label:<40} {a:>13.0f} {o:>10.0f} {o / a:>5.2f}x {ocl:>13.0f} "
               f"{ocl / a:>5.2f}x")

@@ -17,6 +17,7 @@ from recurdepth.errors import ConfigError
 from recurdepth.training import RunConfig, apply_overrides
 from recurdepth.training.checkpoint import load_checkpoint
 from recurdepth.training.distributed import Dist, convert_sync_bn
+from recurdepth.data.tasks import get_task
 from recurdepth.training.evaluate import loss_and_correct, loss_terms
 from recurdepth.training.launch import check_process_count
 from recurdepth.training.run import make_model, read_status
@@ -124,11 +125,11 @@ def test_sliced_losses_give_the_gradient_of_the_global_batch_mean():
     x = (torch.rand(6, 3, 4, 4) > 0.4).float()  # maze-like: zero pixels are walls
     y = torch.randint(0, 2, (6, 4, 4))
     logits = torch.randn(6, 2, 4, 4, requires_grad=True)
-    full, _ = loss_and_correct(logits, y, x, is_maze=True)
+    full, _ = loss_and_correct(logits, y, x, task=get_task("maze"))
     (g_full,) = torch.autograd.grad(full, logits)
     world = 3
     parts = [loss_terms(logits[r * 2:(r + 1) * 2], y[r * 2:(r + 1) * 2], x[r * 2:(r + 1) * 2],
-                        is_maze=True) for r in range(world)]
+                        task=get_task("maze")) for r in range(world)]
     denom = sum(p[1] for p in parts)
     ddp_grad = sum(torch.autograd.grad(p[0] / denom * world, logits)[0] for p in parts) / world
     torch.testing.assert_close(ddp_grad, g_full)

@@ -9,7 +9,7 @@ import torch
 
 from recurdepth.cli import main
 from recurdepth.errors import ConfigError
-from recurdepth.models import build_model, get_family, list_models
+from recurdepth.models import build_model, family_with_option, get_family, list_models
 from recurdepth.models.unrolled import UnrolledNet, meta_build
 
 
@@ -115,6 +115,39 @@ def test_impossible_depth_is_refused_with_valid_depths():
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         build_model(**kwargs)
+
+
+def test_configs_and_build_model_share_the_depth_rule():
+    from recurdepth.training.config import RunConfig, apply_overrides, resolve
+
+    def config(*over):
+        return resolve(apply_overrides(RunConfig(), ["runtime.device=cpu", *over]))
+
+    # One rule, two spellings of the keys: build_model's arguments and the config's keys.
+    with pytest.raises(ConfigError, match=r"^model\.effective_depth=8 and model\.iters=2 disagree"):
+        config("model.effective_depth=8", "model.iters=2")
+    with pytest.raises(ConfigError, match=r"^effective_depth=8 and iters=2 disagree"):
+        build_model("maze", "recurrent", effective_depth=8, iters=2)
+    with pytest.raises(ConfigError, match=r"needs model\.effective_depth or model\.iters; paper "
+                                          r"depths: 8, 12"):
+        config()
+    with pytest.raises(ConfigError, match=r"fixed depth: leave model\.iters unset"):
+        config("model.family=resnet18", "model.mode=feedforward", "data.name=cifar10",
+               "model.iters=2")
+    # A fixed-depth family's depth is its own in a config (a sweep axis may set another).
+    resnet = config("model.family=resnet18", "model.mode=feedforward", "data.name=cifar10",
+                    "model.effective_depth=50")
+    assert (resnet.model.iters, resnet.model.effective_depth) == (None, 18)
+    assert (config("model.effective_depth=16").model.iters,
+            build_model("maze", "recurrent", effective_depth=16, width=2).iters) == (3, 3)
+
+
+def test_a_family_option_leads_to_the_family_that_declares_it():
+    assert family_with_option("maze_dilated", "dilation") == "maze_dilated"
+    assert family_with_option("maze", "dilation") == "maze_dilated"
+    with pytest.raises(ConfigError, match="family 'convnet' has no option 'dilation'; families "
+                                          "with it: maze_dilated"):
+        family_with_option("convnet", "dilation")
 
 
 SMALL = {"mlp": 16, "convnet": 8, "residual": 8, "residual_bn": 8, "residual_imagenet": 8,

@@ -16,7 +16,7 @@ from recurdepth.models.registry import build_model, register_family
 from recurdepth.models.unrolled import UnrolledNet
 from recurdepth.training.config import RunConfig, apply_overrides, resolve
 from recurdepth.training.run import train_run
-from recurdepth.training.tasks import get_task, task_of
+from recurdepth.data.tasks import TASKS, Task, get_task, register_task, task_of
 
 CLASSES, SIDE = 3, 6
 
@@ -48,12 +48,19 @@ def toy_registrations():
 
     register_dataset(DatasetSpec("toy_levels", 1, SIDE, CLASSES, "classification", toy_loader,
                                  12, mean=(0.5,), std=(0.25,), hflip=True))
+    # A new kind of task: plain labels, never augmented, recurrent learning rate divided.
+    register_task(Task("toy_unaugmented", per_pixel=False, augmented=False,
+                       divide_recurrent_lr=True))
+    register_dataset(DatasetSpec("toy_plain", 1, SIDE, CLASSES, "toy_unaugmented", toy_loader,
+                                 12, mean=(0.5,), std=(0.25,), hflip=True))
     register_family("toy_mlp", description="test family: MLP whose width is scaled by an option",
-                    datasets=("toy_levels",), depth_base=2, depth_per_iter=1,
-                    default_width={"toy_levels": 4}, paper_depths=(3, 4),
+                    datasets=("toy_levels", "toy_plain"), depth_base=2, depth_per_iter=1,
+                    default_width={"toy_levels": 4, "toy_plain": 4}, paper_depths=(3, 4),
                     options={"scale": 1})(build_toy)
     yield
     data_registry._DATASETS.pop("toy_levels", None)
+    data_registry._DATASETS.pop("toy_plain", None)
+    TASKS.pop("toy_unaugmented", None)
     model_registry._FAMILIES.pop("toy_mlp", None)
 
 
@@ -77,6 +84,23 @@ def test_a_data_set_and_a_family_option_added_through_the_registries_train(tmp_p
     assert result["status"] == "completed" and result["test_acc"] > 50.0
     plain = build_model("toy_mlp", "recurrent", iters=1, dataset="toy_levels")
     assert plain.num_parameters == (36 * 4 + 4) + (4 * 4 + 4) + (4 * 3 + 3)
+
+
+def test_a_new_kind_of_task_trains_through_its_task_record(tmp_path):
+    cfg = resolve(toy_config(tmp_path, "data.name=toy_plain"))
+    # The task, not the data set's defaults, decides augmentation and the recurrent lr rule.
+    assert (cfg.data.hflip, cfg.data.crop_padding, cfg.optim.recur_lr_divide) == (False, 0, True)
+    assert cfg.task is get_task("toy_unaugmented") and cfg.example_sizes() == ()
+    assert cfg.name.startswith("toy_mlp-recurrent-i1-toy_plain-s0-")
+    with pytest.raises(ConfigError, match="data.maze_shift is only for maze runs"):
+        resolve(toy_config(tmp_path, "data.name=toy_plain", "data.maze_shift=2"))
+    with pytest.raises(ConfigError, match="data set 'toy_plain' is not augmented"):
+        resolve(toy_config(tmp_path, "data.name=toy_plain", "data.hflip=true"))
+    with pytest.raises(ValueError, match="valid choices: .*toy_unaugmented"):
+        DatasetSpec("bad", 1, SIDE, CLASSES, "no_such_task", toy_loader, 12)
+    result = train_run(toy_config(tmp_path, "data.name=toy_plain"), tmp_path / "run")
+    assert result["status"] == "completed" and result["test_acc"] > 50.0
+    assert result["maze_size"] is None and "eval_maze_acc" not in result
 
 
 def test_family_options_are_checked_with_the_valid_names(tmp_path):

@@ -14,6 +14,7 @@ from recurdepth.data.mazes import generate_dataset, maze_dir
 from recurdepth.errors import ConfigError, DataError
 from recurdepth.training import RunConfig, apply_overrides, load_run, train_run
 from recurdepth.training.data import eval_tensors
+from recurdepth.data.tasks import get_task
 from recurdepth.training.evaluate import count_correct
 from recurdepth.training.run import read_status
 
@@ -72,11 +73,11 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
     x, y = eval_tensors(loaded.config)
     assert x.shape == (10, 3, 32, 32) and x.dtype == torch.float32
     with torch.no_grad():
-        correct = count_correct(loaded.model(x), y, x, is_maze=False)
+        correct = count_correct(loaded.model(x), y, x, task=get_task("classification"))
     assert 100.0 * int(correct) / 10 == pytest.approx(result["test_acc"])
     xt, yt = eval_tensors(loaded.config, "train")
     with torch.no_grad():
-        train_correct = count_correct(loaded.model(xt), yt, xt, is_maze=False)
+        train_correct = count_correct(loaded.model(xt), yt, xt, task=get_task("classification"))
     assert 100.0 * int(train_correct) / 40 == pytest.approx(result["train_acc"])
 
     mtime = (run_dir / "checkpoint_last.pt").stat().st_mtime_ns
@@ -238,7 +239,7 @@ def test_per_epoch_train_accuracy_is_unaugmented_on_a_fixed_subset(cifar_root, t
     loaded = load_run(run_dir)
     x, y = eval_tensors(loaded.config, "train", limit=16)
     with torch.no_grad():
-        correct = count_correct(loaded.model(x), y, x, is_maze=False)
+        correct = count_correct(loaded.model(x), y, x, task=get_task("classification"))
     assert lines[-1]["train_acc"] == pytest.approx(100.0 * int(correct) / 16)
     # 16 samples: every accuracy is a multiple of 100/16.
     assert all(round(ln["train_acc"] * 16 / 100, 6) % 1 == 0 for ln in lines)
@@ -254,7 +255,7 @@ def test_default_train_subset_is_the_test_set_size(maze_root, tmp_path):
     loaded = load_run(run_dir)
     x, y = eval_tensors(loaded.config, "train", limit=20)  # the maze test split holds 20
     with torch.no_grad():
-        correct = count_correct(loaded.model(x), y, x, is_maze=True)
+        correct = count_correct(loaded.model(x), y, x, task=get_task("maze"))
     assert line["train_acc"] == pytest.approx(100.0 * int(correct) / 20)
     off = train_run(apply_overrides(cfg, {"train.eval_train_limit": 0}), tmp_path / "off")
     assert off["curve"] == [{"epoch": 1, "test_acc": off["test_acc"]}]

@@ -14,6 +14,7 @@ import torch
 from recurdepth.errors import ConfigError, DataError
 from recurdepth.models import build_model
 from recurdepth.training.checkpoint import MAGIC, load_checkpoint, save_checkpoint
+from recurdepth.data.tasks import get_task
 from recurdepth.training import config as config_module
 from recurdepth.training.config import (
     RunConfig,
@@ -248,7 +249,7 @@ def test_maze_loss_is_averaged_over_non_wall_pixels_only():
     x[1, 1, 0, :] = 1.0  # 4 open pixels (green channel only)
     y = torch.randint(0, 2, (2, 4, 4), generator=g)
     logits = torch.randn(2, 2, 4, 4, generator=g)
-    loss, _ = loss_and_correct(logits, y, x, is_maze=True)
+    loss, _ = loss_and_correct(logits, y, x, task=get_task("maze"))
     logp = torch.log_softmax(logits.double(), 1).numpy()
     expected = []
     for n in range(2):
@@ -268,7 +269,7 @@ def test_maze_exact_match_ignores_walls_only():
     pred[1, 1, 1] = 1  # wrong on a wall pixel: still solved
     pred[2, 0, 1] = 1  # wrong on an open pixel: not solved
     logits = torch.stack([1 - pred, pred], 1).float()
-    _, correct = loss_and_correct(logits, y, x, is_maze=True)
+    _, correct = loss_and_correct(logits, y, x, task=get_task("maze"))
     assert int(correct) == 2
 
 
@@ -281,8 +282,8 @@ def test_accuracy_per_iteration_matches_running_each_count_beyond_training():
     with torch.no_grad():
         y = model(x, 3).argmax(1)
     batches = [(x[:4], y[:4]), (x[4:], y[4:])]
-    per_iter = accuracy_per_iteration(model, batches, is_maze=True, max_iters=5)
-    single = [accuracy(model, batches, is_maze=True, iters=i) for i in range(1, 6)]
+    per_iter = accuracy_per_iteration(model, batches, task=get_task("maze"), max_iters=5)
+    single = [accuracy(model, batches, task=get_task("maze"), iters=i) for i in range(1, 6)]
     assert per_iter == single and per_iter[2] == 100.0
 
 

@@ -151,11 +151,12 @@ def receptive_field_table(family: str, iters_list: list[int], *, dataset: str | 
                           measure: bool = True) -> list[ReceptiveFieldRow]:
     """Receptive field for every iteration count and dilation (tiny width: weights don't matter).
 
-    ``dilation`` other than 1 uses the ``maze_dilated`` family. ``image_side`` (e.g. 24 for small
-    mazes) adds whether the field covers the image from the centre pixel (rf ≥ side) and from
-    every pixel (rf ≥ 2·side − 1).
+    A dilation other than 1 builds the family, or its variant, that declares a ``dilation``
+    option (for ``maze``: ``maze_dilated``); a family that declares it gets it at 1 too.
+    ``image_side`` (e.g. 24 for small mazes) adds whether the field covers the image from the
+    centre pixel (rf ≥ side) and from every pixel (rf ≥ 2·side − 1).
     """
-    from recurdepth.models import build_model
+    from recurdepth.models import build_model, family_with_option, get_family
     from recurdepth.training.config import MAX_ITERS
 
     bad = [i for i in iters_list if isinstance(i, bool) or not isinstance(i, int)
@@ -165,14 +166,8 @@ def receptive_field_table(family: str, iters_list: list[int], *, dataset: str | 
                           f"--max-iters 10), got {bad[0] if bad else 'none'}")
     rows = []
     for dilation in dilations:
-        fam = family
-        opts: dict = {}
-        if dilation != 1:
-            if family not in ("maze", "maze_dilated"):
-                raise ConfigError(f"dilation is defined for maze solvers only, not {family!r}")
-            fam, opts = "maze_dilated", {"dilation": dilation}
-        elif family == "maze_dilated":
-            fam = "maze"
+        fam = family if dilation == 1 else family_with_option(family, "dilation")
+        opts = {"dilation": dilation} if "dilation" in get_family(fam).options else {}
         for iters in iters_list:
             model = build_model(fam, "recurrent", iters=iters, width=2, dataset=dataset, **opts)
             rf = analytic_receptive_field(model)

@@ -20,6 +20,14 @@ from recurdepth.io import atomic_write_json
 DATA_FILE = "data.json"
 
 
+def maze_files(name: str, root: str, sizes: tuple[int, ...]) -> dict[str, str]:
+    """``{file: sha256}`` of the mazes of every size in ``sizes`` under ``root``."""
+    files: dict[str, str] = {}
+    for size in sorted(set(sizes)):
+        files.update(_maze_files(root, int(size)))
+    return files
+
+
 def _maze_files(root: str, size: int) -> dict[str, str]:
     from recurdepth.data.mazes import maze_dir, published_dir
     from recurdepth.data.mazes.dataset import MANIFEST
@@ -42,11 +50,10 @@ def _maze_files(root: str, size: int) -> dict[str, str]:
     return files
 
 
-def _vision_files(name: str, root: str) -> dict[str, str]:
-    from recurdepth.data.vision import VISION_DATASETS, dataset_location
+def vision_files(name: str, root: str, sizes: tuple[int, ...] = ()) -> dict[str, str]:
+    """``{file: sha256}`` of a torchvision data set (ImageNet: its folder and file names)."""
+    from recurdepth.data.vision import dataset_location
 
-    if name not in (*VISION_DATASETS, "imagenet"):
-        return {}  # a data set added through the registry: its files are its loader's business
     folder, names = dataset_location(name, root)
     files = {}
     if name == "imagenet":  # too many images to hash: the class folders and their file names
@@ -71,12 +78,9 @@ def _vision_files(name: str, root: str) -> dict[str, str]:
 def data_fingerprint(cfg: Any) -> dict[str, Any] | None:
     """``{"files": {name: sha256}, "digest": ...}`` of the data a resolved config reads (None if
     none of it is present yet)."""
-    if cfg.is_maze:
-        files: dict[str, str] = {}
-        for size in {cfg.data.maze_size, cfg.data.eval_maze_size} - {None}:
-            files.update(_maze_files(cfg.data.root, int(size)))
-    else:
-        files = _vision_files(cfg.data.name, cfg.data.root)
+    from recurdepth.data.registry import get_dataset
+
+    files = get_dataset(cfg.data.name).data_files(cfg.data.root, cfg.example_sizes())
     if not files:
         return None
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
@@ -117,5 +121,5 @@ def record_run_data(run_dir: str | os.PathLike, fingerprint: dict[str, Any] | No
         atomic_write_json(Path(run_dir) / DATA_FILE, fingerprint)
 
 
-__all__ = ["DATA_FILE", "check_run_data", "data_fingerprint", "record_run_data",
-           "recorded_fingerprint"]
+__all__ = ["DATA_FILE", "check_run_data", "data_fingerprint", "maze_files", "record_run_data",
+           "recorded_fingerprint", "vision_files"]

@@ -1,10 +1,11 @@
 """The data-set registry: one record per data set, the only home of its facts.
 
 A record says what a data set is (input channels, image side, classes, task), how its images are
-normalised and augmented by default, the paper's training batch size, and which function loads a
-split as tensors. Adding a data set is one :func:`register_dataset` call; models, configs, data
-pipelines and reports read everything from here. This module imports no torch: a record names its
-loader as ``"module:function"`` (imported when data is loaded) or holds the function itself.
+normalised and augmented by default, the paper's training batch size, which function loads a
+split as tensors and which lists the files a run reads (its data fingerprint). Adding a data set
+is one :func:`register_dataset` call; models, configs, data pipelines and reports read everything
+from here. This module imports no torch: a record names its functions as ``"module:function"``
+(imported when used) or holds the functions themselves.
 """
 
 from __future__ import annotations
@@ -14,13 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from recurdepth.data.tasks import TASKS
 from recurdepth.errors import ConfigError, choices_message
 
-TASKS = ("classification", "maze")
-
 # loader(name, root, split, *, size, limit, download) -> (uint8 inputs (N,C,H,W), int64 targets);
-# ``size`` is the maze size for maze data sets and None otherwise.
+# ``size`` is the example size for data sets of a sized task (mazes) and None otherwise.
 Loader = Callable[..., Any]
+# files(name, root, sizes) -> {file: sha256} of the files a run reads; ``sizes`` as for loaders.
+FileLister = Callable[..., dict[str, str]]
+
+
+def _function(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The function a record names as ``"module:function"`` (or holds itself)."""
+    if isinstance(ref, str):
+        module, _, attr = ref.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return ref
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class DatasetSpec:
     in_channels: int
     image_size: int | None  # None: any size (fully convolutional maze solvers)
     num_classes: int  # classes, or logits per pixel for mazes
-    task: str  # classification | maze
+    task: str  # a name of recurdepth.data.tasks.TASKS: classification | maze
     loader: str | Loader  # tensors of a split; "module:function" or the function
     batch_size: int  # the paper's training batch size
     mean: tuple[float, ...] | None = None  # None: inputs are x / 255 (walls stay exactly 0)
@@ -41,26 +51,31 @@ class DatasetSpec:
     vflip: bool = False
     streamed: bool = False  # read image by image by a DataLoader (ImageNet), not held as tensors
     description: str = ""
+    # image_size None: the image side of an example size, "module:function" or the function.
+    side_of_size: str | Callable[[int], int] | None = None
+    files: str | FileLister | None = None  # None: runs on it record no data fingerprint
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(choices_message("task", self.task, TASKS))
+            raise ValueError(choices_message("task", self.task, sorted(TASKS)))
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"data set {self.name!r}: give both mean and std, or neither")
 
-    @property
-    def is_maze(self) -> bool:
-        """True for per-pixel maze solving (exact-match accuracy, walls masked out)."""
-        return self.task == "maze"
+    def image_side(self, size: int | None = None) -> int | None:
+        """Side in pixels of the inputs (for a data set of any size: of examples of ``size``)."""
+        if self.image_size is not None or size is None or self.side_of_size is None:
+            return self.image_size
+        return int(_function(self.side_of_size)(size))
+
+    def data_files(self, root: str, sizes: tuple[int, ...] = ()) -> dict[str, str]:
+        """``{file: sha256}`` of the data under ``root`` a run reads (``sizes``: example sizes)."""
+        return {} if self.files is None else _function(self.files)(self.name, root, sizes)
 
     def load_tensors(self, root: str, split: str, *, size: int | None = None,
                      limit: int | None = None, download: bool = False) -> Any:
         """Split ``split`` as uint8 inputs (N,C,H,W) and int64 targets (see ``Loader``)."""
-        loader = self.loader
-        if isinstance(loader, str):
-            module, _, attr = loader.partition(":")
-            loader = getattr(importlib.import_module(module), attr)
-        return loader(self.name, root, split, size=size, limit=limit, download=download)
+        return _function(self.loader)(self.name, root, split, size=size, limit=limit,
+                                      download=download)
 
 
 _DATASETS: dict[str, DatasetSpec] = {}
@@ -89,6 +104,7 @@ def list_datasets() -> list[str]:
 
 _VISION = "recurdepth.data.vision:load_tensors"
 _MAZES = "recurdepth.data.mazes.dataset:load_tensors"
+_VISION_FILES = "recurdepth.data.fingerprint:vision_files"
 
 # Normalisation: the constants of the authors' code (SPEC §2). CIFAR-10's std (0.2023, 0.1994,
 # 0.2010) is the average of per-image stds the authors used, not the all-pixel std
@@ -98,23 +114,28 @@ _MAZES = "recurdepth.data.mazes.dataset:load_tensors"
 register_dataset(DatasetSpec(
     "cifar10", 3, 32, 10, "classification", _VISION, 128,
     mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010), crop_padding=4, hflip=True,
+    files=_VISION_FILES,
     description="CIFAR-10 (50,000 train / 10,000 test, 10 classes)"))
 register_dataset(DatasetSpec(
     "svhn", 3, 32, 10, "classification", _VISION, 128,
-    mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), hflip=True,
+    mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), hflip=True, files=_VISION_FILES,
     description="SVHN train split (73,257 images; not `extra`), 10 classes"))
 register_dataset(DatasetSpec(
     "emnist", 1, 28, 47, "classification", _VISION, 128,
-    mean=(0.1307,), std=(0.3081,), vflip=True,
+    mean=(0.1307,), std=(0.3081,), vflip=True, files=_VISION_FILES,
     description="EMNIST balanced (47 classes), letters upright"))
 register_dataset(DatasetSpec(
     "imagenet", 3, 224, 1000, "classification", "recurdepth.data.vision:imagenet_loader", 128,
     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), hflip=True, streamed=True,
+    files=_VISION_FILES,
     description="ILSVRC-2012 in ImageFolder layout (random-resized crop + flip per image)"))
 # Maze solvers are fully convolutional: 2 logits (path / not path) per pixel, any maze size.
 register_dataset(DatasetSpec(
     "mazes", 3, None, 2, "maze", _MAZES, 50,
+    side_of_size="recurdepth.data.mazes.generate:image_side",
+    files="recurdepth.data.fingerprint:maze_files",
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
 
-__all__ = ["TASKS", "DatasetSpec", "Loader", "get_dataset", "list_datasets", "register_dataset"]
+__all__ = ["DatasetSpec", "FileLister", "Loader", "get_dataset", "list_datasets",
+           "register_dataset"]

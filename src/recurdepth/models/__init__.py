@@ -3,6 +3,7 @@
 from recurdepth.models.registry import (
     FamilySpec,
     build_model,
+    family_with_option,
     get_family,
     list_models,
     paper_configurations,
@@ -16,6 +17,7 @@ __all__ = [
     "UnrolledNet",
     "build_model",
     "count_layers",
+    "family_with_option",
     "get_family",
     "list_models",
     "paper_configurations",

@@ -51,6 +51,7 @@ def build_maze(mode: str, iters: int, width: int, dataset: str) -> UnrolledNet:
     default_width={"mazes": 128},
     paper_depths=(8, 12, 16, 20),
     options={"dilation": 2},
+    variant_of="maze",
 )
 def build_maze_dilated(mode: str, iters: int, width: int, dataset: str,
                        dilation: int = 2) -> UnrolledNet:

@@ -31,6 +31,7 @@ class FamilySpec:
     depth_per_iter: int = 0
     fixed_depth: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    variant_of: str | None = None  # the family this one is, plus its options (maze_dilated: maze)
 
     @property
     def unrolled(self) -> bool:
@@ -59,6 +60,34 @@ class FamilySpec:
                 f"{', '.join(map(str, valid))}, ..."
             )
         return extra // self.depth_per_iter
+
+    def resolve_iters(self, effective_depth: int | None, iters: int | None, *,
+                      prefix: str = "") -> int | None:
+        """Iterations of a model asked for by ``effective_depth`` or ``iters`` (give one).
+
+        None for a fixed-depth family, which takes no ``iters`` (an ``effective_depth`` must be
+        its depth). ``prefix`` (``"model."``) makes error messages name config keys.
+        """
+        if not self.unrolled:
+            if effective_depth is not None:
+                self.iters_for(effective_depth)
+            if iters is not None:
+                raise ConfigError(f"family {self.name!r} has a fixed depth: leave {prefix}iters "
+                                  f"unset")
+            return None
+        if effective_depth is None and iters is None:
+            raise ConfigError(f"family {self.name!r} needs {prefix}effective_depth or "
+                              f"{prefix}iters; paper depths: "
+                              f"{', '.join(map(str, self.paper_depths))}")
+        if effective_depth is not None:
+            implied = self.iters_for(effective_depth)
+            if iters is not None and iters != implied:
+                raise ConfigError(f"{prefix}effective_depth={effective_depth} and {prefix}iters="
+                                  f"{iters} disagree for family {self.name!r}: give only one")
+            iters = implied
+        if iters < 1:
+            raise ConfigError(f"{prefix}iters must be >= 1, got {iters}")
+        return iters
 
 
 _FAMILIES: dict[str, FamilySpec] = {}
@@ -96,6 +125,22 @@ def get_family(name: str) -> FamilySpec:
         raise ConfigError(choices_message("model family", name, sorted(_FAMILIES))) from None
 
 
+def family_with_option(family: str, option: str) -> str:
+    """``family`` if it declares ``option``, else its registered variant that does.
+
+    ConfigError naming the families that declare ``option`` when neither does.
+    """
+    _ensure_loaded()
+    if option in get_family(family).options:
+        return family
+    for name in sorted(_FAMILIES):
+        if _FAMILIES[name].variant_of == family and option in _FAMILIES[name].options:
+            return name
+    having = sorted(n for n, f in _FAMILIES.items() if option in f.options)
+    raise ConfigError(f"family {family!r} has no option {option!r}; families with it: "
+                      f"{', '.join(having) or 'none'}")
+
+
 def build_model(
     family: str,
     mode: str,
@@ -130,24 +175,8 @@ def build_model(
     width = spec.default_width[dataset] if width is None else int(width)
     if width < 2:
         raise ConfigError(f"width must be >= 2, got {width}")
-    if spec.unrolled:
-        if effective_depth is not None and iters is not None:
-            if spec.iters_for(effective_depth) != iters:
-                raise ConfigError(f"effective_depth={effective_depth} and iters={iters} disagree "
-                                  f"for family {family!r}: give only one")
-        elif effective_depth is not None:
-            iters = spec.iters_for(effective_depth)
-        elif iters is None:
-            raise ConfigError(f"family {family!r} needs effective_depth or iters; paper depths: "
-                              f"{', '.join(map(str, spec.paper_depths))}")
-        if iters < 1:
-            raise ConfigError(f"iters must be >= 1, got {iters}")
-        return spec.builder(mode, iters, width, dataset, **options)
-    if effective_depth is not None:
-        spec.iters_for(effective_depth)
-    if iters is not None:
-        raise ConfigError(f"family {family!r} has a fixed depth and no iters")
-    return spec.builder(mode, None, width, dataset, **options)
+    iters = spec.resolve_iters(effective_depth, iters)
+    return spec.builder(mode, iters, width, dataset, **options)
 
 
 def paper_configurations(family: str | None = None) -> list[dict[str, Any]]:
@@ -200,5 +229,5 @@ def builder_options(family: str) -> dict[str, Any]:
     return dict(spec.options)
 
 
-__all__ = ["FamilySpec", "ZOO_COLUMNS", "build_model", "builder_options", "get_family",
-           "list_models", "paper_configurations", "register_family", "write_zoo_table", "zoo_table"]
+__all__ = ["FamilySpec", "ZOO_COLUMNS", "build_model", "builder_options", "family_with_option",
+           "get_family", "list_models", "paper_configurations", "register_family", "write_zoo_table", "zoo_table"]

@@ -211,12 +211,13 @@ class DepthVerdict:
     def chance(self) -> float:
         """Accuracy of guessing, in percent (0 for mazes: only exact solutions count)."""
         from recurdepth.data.registry import get_dataset, list_datasets
+        from recurdepth.data.tasks import get_task
 
         name = self.recurrent.dataset.split()[0]
         if name not in list_datasets():
             return 0.0
         spec = get_dataset(name)
-        return 0.0 if spec.is_maze else 100.0 / spec.num_classes
+        return get_task(spec.task).chance(spec.num_classes)
 
     @property
     def learned(self) -> bool:

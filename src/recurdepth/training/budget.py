@@ -35,14 +35,11 @@ def check_fits(nbytes: float, device: str, what: str, advice: str) -> None:
 
 
 def image_side(cfg) -> int:  # noqa: ANN001 - a resolved RunConfig
-    """Side in pixels of the run's input images."""
-    if cfg.is_maze:
-        from recurdepth.data.mazes.generate import image_side as maze_side
+    """Side in pixels of the run's largest input images."""
+    from recurdepth.data.registry import get_dataset
 
-        return maze_side(max(cfg.data.maze_size, cfg.data.eval_maze_size or 0))
-    from recurdepth.datasets_info import dataset_info
-
-    return int(dataset_info(cfg.data.name).image_size or 224)
+    return int(get_dataset(cfg.data.name).image_side(max(cfg.example_sizes(), default=None))
+               or 224)
 
 
 def training_bytes(cfg) -> float:  # noqa: ANN001 - a resolved RunConfig
@@ -70,10 +67,11 @@ def check_training_memory(cfg) -> None:  # noqa: ANN001 - a resolved RunConfig
 
 def check_eval_memory(cfg, iters: int) -> None:  # noqa: ANN001 - a resolved RunConfig
     """ConfigError when keeping ``iters`` outputs per evaluation batch cannot fit in memory."""
+    from recurdepth.data.registry import get_dataset
+
     side = image_side(cfg)
-    classes = 2 if cfg.is_maze else 1000
-    per_iter = cfg.train.eval_batch_size * (classes * (side * side if cfg.is_maze else 1)
-                                            + cfg.model.width * side * side)
+    outputs = cfg.task.outputs_per_sample(get_dataset(cfg.data.name).num_classes, side)
+    per_iter = cfg.train.eval_batch_size * (outputs + cfg.model.width * side * side)
     check_fits(4.0 * iters * per_iter, cfg.runtime.device,
                f"evaluating {iters:,} iterations at batch {cfg.train.eval_batch_size}",
                "ask for fewer iterations (--iters 1..N)")

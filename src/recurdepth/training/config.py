@@ -19,12 +19,15 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import yaml
 
 from recurdepth.errors import ConfigError, choices_message
 from recurdepth.io import load_yaml_text, read_yaml
+
+if TYPE_CHECKING:
+    from recurdepth.data.tasks import Task
 
 OPTIMIZERS = ("sgd", "adam")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
@@ -138,18 +141,35 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @property
-    def is_maze(self) -> bool:
-        """True for maze runs (per-pixel loss, exact-match accuracy): the data set's task."""
-        from recurdepth.data.registry import _DATASETS
+    def task(self) -> Task:
+        """The rules of the data set's task (ConfigError for an unknown data set)."""
+        from recurdepth.data.tasks import task_of
 
-        spec = _DATASETS.get(self.data.name)
-        return spec is not None and spec.is_maze
+        return task_of(self.data.name)
+
+    @property
+    def is_maze(self) -> bool:
+        """True for maze runs: the data set's task is ``maze`` (False for an unknown data set)."""
+        from recurdepth.data.registry import list_datasets
+
+        return self.data.name in list_datasets() and self.task.name == "maze"
+
+    def example_size(self) -> int | None:
+        """The size the training examples are made at (data.maze_size); None for other tasks."""
+        return self.data.maze_size if self.task.sized else None
+
+    def example_sizes(self) -> tuple[int, ...]:
+        """Every example size the run reads: trained on, and tested on (data.eval_maze_size)."""
+        if not self.task.sized:
+            return ()
+        sizes = (self.data.maze_size, self.data.eval_maze_size)
+        return tuple(dict.fromkeys(s for s in sizes if s is not None))
 
     def name_prefix(self) -> str:
         """The readable start of a default run name, such as ``maze-recurrent-d16-mazes9-s0``."""
         depth = (f"d{self.model.effective_depth}" if self.model.effective_depth is not None
                  else f"i{self.model.iters}" if self.model.iters is not None else "fixed")
-        data = f"mazes{self.data.maze_size}" if self.is_maze else self.data.name
+        data = f"{self.data.name}{self.example_size() or ''}"
         return f"{self.model.family}-{self.model.mode}-{depth}-{data}-s{self.seed}"
 
 
@@ -554,12 +574,22 @@ def resolve(cfg: RunConfig) -> RunConfig:
 
 def _resolve_data(r: RunConfig, data: Any) -> None:
     """Validate the data options and fill the data set's default augmentation (in place)."""
-    if data.is_maze:
-        if r.data.maze_size < 3 or r.data.maze_size % 2 == 0:
-            raise ConfigError(f"data.maze_size must be an odd number >= 3, got {r.data.maze_size}")
+    task = r.task
+    if task.sized:
+        for key in ("maze_size", "eval_maze_size"):
+            size = getattr(r.data, key)
+            if size is not None and (size < 3 or size % 2 == 0):
+                raise ConfigError(f"data.{key} must be an odd number >= 3, got {size}")
+    else:
+        for key in ("maze_shift", "eval_maze_size"):
+            if getattr(r.data, key):
+                raise ConfigError(f"data.{key} is only for {_sized_runs()} runs")
+    if r.data.maze_shift < 0:
+        raise ConfigError(f"data.maze_shift must be >= 0, got {r.data.maze_shift}")
+    if not task.augmented:
         if r.data.crop_padding or r.data.hflip or r.data.vflip:
-            raise ConfigError("mazes are not augmented: leave data.crop_padding, data.hflip and "
-                              "data.vflip unset")
+            raise ConfigError(f"data set {data.name!r} is not augmented ({task.name} task): leave "
+                              f"data.crop_padding, data.hflip and data.vflip unset")
         r.data.crop_padding, r.data.hflip, r.data.vflip = 0, False, False
     elif not data.streamed:  # a streamed data set augments image by image in its loader
         if r.data.crop_padding is None:
@@ -568,21 +598,19 @@ def _resolve_data(r: RunConfig, data: Any) -> None:
             r.data.hflip = data.hflip
         if r.data.vflip is None:
             r.data.vflip = data.vflip
-    if r.data.maze_shift and not data.is_maze:
-        raise ConfigError("data.maze_shift is only for maze runs")
-    if r.data.maze_shift < 0:
-        raise ConfigError(f"data.maze_shift must be >= 0, got {r.data.maze_shift}")
-    if r.data.eval_maze_size is not None and not r.is_maze:
-        raise ConfigError("data.eval_maze_size is only for maze runs")
-    if r.data.eval_maze_size is not None and r.data.eval_maze_size % 2 == 0:
-        raise ConfigError(f"data.eval_maze_size must be an odd number >= 3, got "
-                          f"{r.data.eval_maze_size}")
+
+
+def _sized_runs() -> str:
+    """The tasks whose examples come in sizes, for error messages (``maze``)."""
+    from recurdepth.data.tasks import TASKS
+
+    return " or ".join(name for name, task in TASKS.items() if task.sized)
 
 
 def _resolve_training(r: RunConfig, data: Any) -> None:
     """Validate the optimiser and schedule; fill batch sizes and the recurrent lr rule (in place)."""
     if r.optim.recur_lr_divide is None:
-        r.optim.recur_lr_divide = r.is_maze
+        r.optim.recur_lr_divide = r.task.divide_recurrent_lr
     for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")
@@ -608,22 +636,12 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
 
 def _resolve_model(r: RunConfig, spec: Any) -> None:
     """Fill the model's iterations, effective depth and width (in place)."""
-    if spec.unrolled:
-        if r.model.iters is None and r.model.effective_depth is None:
-            raise ConfigError(f"set model.effective_depth or model.iters for family "
-                              f"{r.model.family!r}; paper depths: "
-                              f"{', '.join(map(str, spec.paper_depths))}")
-        iters = spec.iters_for(r.model.effective_depth) if r.model.iters is None else r.model.iters
-        if r.model.effective_depth is not None and spec.iters_for(r.model.effective_depth) != iters:
-            raise ConfigError(f"model.effective_depth={r.model.effective_depth} and "
-                              f"model.iters={r.model.iters} disagree: give only one")
-        if iters < 1:
-            raise ConfigError(f"model.iters must be >= 1, got {iters}")
-        r.model.iters, r.model.effective_depth = iters, spec.depth_for(iters)
-    else:
-        if r.model.iters is not None:
-            raise ConfigError(f"family {r.model.family!r} has a fixed depth: leave model.iters unset")
-        r.model.effective_depth = spec.fixed_depth
+    # A fixed-depth family's depth is its own: a model.effective_depth given for it (a sweep
+    # axis over several families) is replaced, not refused.
+    depth = r.model.effective_depth if spec.unrolled else None
+    r.model.iters = spec.resolve_iters(depth, r.model.iters, prefix="model.")
+    r.model.effective_depth = (spec.fixed_depth if r.model.iters is None
+                               else spec.depth_for(r.model.iters))
     if r.model.width is None:
         r.model.width = spec.default_width[r.data.name]
 

@@ -102,7 +102,7 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
             loader = _imagenet_subset_loader(loader, cfg, limit, train=train, dist=dist,
                                              drop_last=drop_last)
         return LoaderBatches(loader, seed=cfg.seed, device=device, rank=dist.rank)
-    size = (maze_size or cfg.data.maze_size) if info.is_maze else None
+    size = (maze_size or cfg.data.maze_size) if cfg.task.sized else None
     inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
                                         download=cfg.data.download)
     if len(inputs) == 0:

@@ -1,8 +1,9 @@
-"""Losses and accuracies: classification, and mazes (SPEC §3) with walls masked out.
+"""Losses and accuracies of a batch and of a model, by the rules of the data set's task.
 
-Maze inputs reach the model as ``x / 255``, so a wall pixel is one that is 0 in every channel. The
-maze loss is the cross-entropy averaged over non-wall pixels only, and a maze counts as solved only
-if the argmax prediction equals the target on every non-wall pixel (exact match).
+The rules live in :class:`recurdepth.data.tasks.Task`: for mazes (SPEC §3) the loss is the
+cross-entropy averaged over non-wall pixels only (inputs reach the model as ``x / 255``, so a wall
+pixel is 0 in every channel), and a maze counts as solved only if the argmax prediction equals
+the target on every non-wall pixel (exact match).
 """
 
 from __future__ import annotations
@@ -15,38 +16,26 @@ import torch
 from torch import Tensor, nn
 
 from recurdepth.errors import ConfigError
-from recurdepth.training.tasks import TASKS, Task, wall_mask
+from recurdepth.data.tasks import Task, wall_mask
 
 if TYPE_CHECKING:
     from recurdepth.training.config import RunConfig
 
 
-def _task(is_maze: bool) -> Task:
-    return TASKS["maze" if is_maze else "classification"]
-
-
-def loss_and_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> tuple[Tensor, Tensor]:
+def loss_and_correct(logits: Tensor, y: Tensor, x: Tensor, *, task: Task) -> tuple[Tensor, Tensor]:
     """Mean loss of a batch and its number of correct samples (both 0-d tensors, no sync)."""
-    task = _task(is_maze)
     return task.loss(logits, y, x), task.correct(logits, y, x).sum()
 
 
-def loss_terms(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> tuple[Tensor, Tensor, Tensor]:
+def loss_terms(logits: Tensor, y: Tensor, x: Tensor, *, task: Task) -> tuple[Tensor, Tensor, Tensor]:
     """Summed loss, its normaliser (samples, or non-wall pixels for mazes) and the correct count."""
-    task = _task(is_maze)
     total, denom = task.loss_terms(logits, y, x)
     return total, denom, task.correct(logits, y, x).sum()
 
 
-def maze_correct(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
-    """Bool (N,): the prediction equals the target on every non-wall pixel of the maze."""
-    ok = (logits.argmax(1) == y) | ~mask
-    return ok.flatten(1).all(dim=1)
-
-
-def count_correct(logits: Tensor, y: Tensor, x: Tensor, *, is_maze: bool) -> Tensor:
+def count_correct(logits: Tensor, y: Tensor, x: Tensor, *, task: Task) -> Tensor:
     """Number of correct samples in a batch (0-d tensor)."""
-    return _task(is_maze).correct(logits, y, x).sum()
+    return task.correct(logits, y, x).sum()
 
 
 def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContextManager:
@@ -63,7 +52,7 @@ def prepare_input(x: Tensor, channels_last: bool) -> Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, is_maze: bool,
+def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, task: Task,
              iters: int | None = None, amp: str = "off", channels_last: bool = False) -> float:
     """Accuracy in percent of ``model`` (at ``iters`` iterations, if recurrent) over ``batches``."""
     was_training = model.training
@@ -75,7 +64,7 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *, is_m
             x = prepare_input(x, channels_last)
             with autocast(x.device, amp):
                 logits = model(x) if iters is None else model(x, iters)
-            correct = correct.to(x.device) + count_correct(logits, y, x, is_maze=is_maze)
+            correct = correct.to(x.device) + count_correct(logits, y, x, task=task)
             total += len(y)
     finally:
         model.train(was_training)
@@ -97,7 +86,7 @@ def usable_iters(model: nn.Module, requested: int) -> tuple[int, str | None]:
 
 @torch.no_grad()
 def accuracy_per_iteration(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], *,
-                           is_maze: bool, max_iters: int, amp: str = "off",
+                           task: Task, max_iters: int, amp: str = "off",
                            channels_last: bool = False) -> list[float]:
     """Accuracy in percent after each iteration 1..max_iters of a recurrent model (one pass)."""
     if not getattr(model, "recurrent", False) or not hasattr(model, "outputs_per_iteration"):
@@ -112,7 +101,7 @@ def accuracy_per_iteration(model: nn.Module, batches: Iterable[tuple[Tensor, Ten
             x = prepare_input(x, channels_last)
             with autocast(x.device, amp):
                 outs = model.outputs_per_iteration(x, max_iters)
-            counts = torch.stack([count_correct(o, y, x, is_maze=is_maze) for o in outs])
+            counts = torch.stack([count_correct(o, y, x, task=task) for o in outs])
             correct = correct.to(x.device) + counts
             total += len(y)
     finally:
@@ -128,7 +117,7 @@ def evaluate(model: nn.Module, cfg: RunConfig, batches: Iterable[tuple[Tensor, T
     recurrent model and ``per_iter``, ``acc_per_iter[i]`` after i+1 iterations up to ``iters``
     (default: the trained iterations; capped, with a note, for per-iteration BN models).
     """
-    kw = {"is_maze": cfg.is_maze, "amp": cfg.runtime.amp,
+    kw = {"task": cfg.task, "amp": cfg.runtime.amp,
           "channels_last": bool(cfg.runtime.channels_last)}
     trained = cfg.model.iters
     if not (getattr(model, "recurrent", False) and hasattr(model, "outputs_per_iteration")):
@@ -143,5 +132,5 @@ def evaluate(model: nn.Module, cfg: RunConfig, batches: Iterable[tuple[Tensor, T
     return {"acc": per[min(n, trained) - 1], "acc_per_iter": per, "note": note}
 
 
-__all__ = ["accuracy", "evaluate", "accuracy_per_iteration", "autocast", "count_correct", "loss_and_correct", "loss_terms", "prepare_input",
-           "maze_correct", "usable_iters", "wall_mask"]
+__all__ = ["accuracy", "accuracy_per_iteration", "autocast", "count_correct", "evaluate",
+           "loss_and_correct", "loss_terms", "prepare_input", "usable_iters", "wall_mask"]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from recurdepth.data.tasks import Task
 from recurdepth.training.distributed import SINGLE, Dist
 from recurdepth.training.evaluate import autocast, loss_and_correct, loss_terms, prepare_input
 
@@ -43,7 +44,7 @@ class EpochStats:
 class StepOptions:
     """How each step computes and applies its update."""
 
-    is_maze: bool
+    task: Task  # the loss and correct-count rules of the data set's task
     amp: str = "off"
     scaler: torch.amp.GradScaler | None = None
     clip_grad_norm: float | None = None
@@ -57,7 +58,7 @@ def train_epoch(
     batches: Iterable[tuple[Tensor, Tensor]],
     optimizer: torch.optim.Optimizer,
     *,
-    is_maze: bool,
+    task: Task,
     amp: str = "off",
     scaler: torch.amp.GradScaler | None = None,
     clip_grad_norm: float | None = None,
@@ -67,7 +68,7 @@ def train_epoch(
     dist: Dist = SINGLE,
 ) -> EpochStats:
     """Train ``model`` for one pass over ``batches``; stop at the first non-finite loss."""
-    opts = StepOptions(is_maze=is_maze, amp=amp, scaler=scaler, clip_grad_norm=clip_grad_norm,
+    opts = StepOptions(task=task, amp=amp, scaler=scaler, clip_grad_norm=clip_grad_norm,
                        channels_last=channels_last, dist=dist,
                        presharded=bool(getattr(batches, "presharded", False)))
     model.train()
@@ -126,12 +127,12 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Op
     with autocast(x.device, opts.amp):
         logits = model(x)
     if dist.enabled:
-        total, denom, n_correct = loss_terms(logits, y, x, is_maze=opts.is_maze)
+        total, denom, n_correct = loss_terms(logits, y, x, task=opts.task)
         # x world size: DDP averages gradients over processes, this makes it a global-batch mean.
         loss = total / dist.all_sum(denom).clamp_min(1) * dist.world_size
         share = loss.detach() / dist.world_size
     else:
-        loss, n_correct = loss_and_correct(logits, y, x, is_maze=opts.is_maze)
+        loss, n_correct = loss_and_correct(logits, y, x, task=opts.task)
         share = loss.detach()
     optimizer.zero_grad(set_to_none=True)
     _backward_and_step(model, loss, optimizer, opts)

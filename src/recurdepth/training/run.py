@@ -231,7 +231,7 @@ def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: 
     state.lr_factor = set_epoch_lr(state.optimizer, epoch, cfg.optim)
     data.train.set_epoch(epoch)
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # any randomness inside the model
-    return train_epoch(train_model, data.train, state.optimizer, is_maze=cfg.is_maze,
+    return train_epoch(train_model, data.train, state.optimizer, task=cfg.task,
                        amp=cfg.runtime.amp, scaler=state.scaler,
                        clip_grad_norm=cfg.optim.clip_grad_norm,
                        channels_last=bool(cfg.runtime.channels_last), progress=progress,
@@ -306,7 +306,7 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
     """Final figures: test and train accuracy, accuracy per iteration, other maze size."""
     out: dict[str, Any] = {
         "name": cfg.name, "family": cfg.model.family, "mode": cfg.model.mode,
-        "dataset": cfg.data.name, "maze_size": cfg.data.maze_size if cfg.is_maze else None,
+        "dataset": cfg.data.name, "maze_size": cfg.example_size(),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "effective_depth": int(model.effective_depth), "iters": cfg.model.iters,
         "seed": cfg.seed,
@@ -319,7 +319,7 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
     if ev["note"]:
         out["note"] = ev["note"]
     out["train_acc"] = evaluate(model, cfg, train_eval, per_iter=False)["acc"]
-    if cfg.is_maze and cfg.data.eval_maze_size is not None:
+    if cfg.data.eval_maze_size is not None:  # resolve() allows it for sized tasks only
         other = build_batches(cfg, "test", train=False, maze_size=cfg.data.eval_maze_size)
         per = ev["acc_per_iter"]
         ev_other = evaluate(model, cfg, other, iters=len(per) if per else None,
@@ -392,13 +392,13 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
     cfg, model = loaded.config, loaded.model
     if data_root is not None:
         cfg.data.root = data_root
-    if maze_size is not None and not cfg.is_maze:
+    if maze_size is not None and not cfg.task.sized:
         raise ConfigError("--maze-size is only for maze runs")
     batches = build_batches(cfg, split, train=False, limit=limit, maze_size=maze_size)
     out: dict[str, Any] = {"run_dir": str(run_dir), "split": split, "epoch": loaded.epoch,
                            "data": cfg.data.name, "trained_iters": cfg.model.iters,
                            "samples": getattr(batches, "num_samples", None)}
-    if cfg.is_maze:
+    if cfg.task.sized:
         out["maze_size"] = maze_size or cfg.data.maze_size
     if getattr(model, "recurrent", False):
         check_eval_memory(cfg, iters or cfg.model.iters)
