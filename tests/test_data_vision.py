@@ -18,7 +18,6 @@ from recurdepth.data.vision import (
     imagenet_loader,
     load_vision_split,
 )
-from recurdepth.datasets_info import DATASETS
 from recurdepth.errors import ConfigError, DataError
 
 
@@ -27,7 +26,7 @@ def _check(split, images: np.ndarray, labels: np.ndarray, name: str) -> None:
     assert split.images.shape == images.shape
     assert torch.equal(split.images, torch.from_numpy(images))
     assert torch.equal(split.labels, torch.from_numpy(labels))
-    assert split.num_classes == DATASETS[name].num_classes
+    assert split.num_classes == get_dataset(name).num_classes
     assert (split.mean, split.std) == (get_dataset(name).mean, get_dataset(name).std)
 
 
@@ -116,7 +115,7 @@ def test_unknown_name_or_split(tmp_path: Path) -> None:
 def test_normalisation_table_matches_channels() -> None:
     for name in (*VISION_DATASETS, "imagenet"):
         mean, std = get_dataset(name).mean, get_dataset(name).std
-        assert len(mean) == len(std) == DATASETS[name].in_channels
+        assert len(mean) == len(std) == get_dataset(name).in_channels
         assert all(0 < m < 1 for m in mean) and all(0 < s < 0.5 for s in std)
 
 

@@ -76,7 +76,7 @@ def test_a_data_set_and_a_family_option_added_through_the_registries_train(tmp_p
     cfg = resolve(toy_config(tmp_path, "model.options.scale=2"))
     # Every default comes from the record: batch size, augmentation, task.
     assert (cfg.train.batch_size, cfg.data.hflip, cfg.data.crop_padding) == (12, True, 0)
-    assert cfg.model.options == {"scale": 2} and not cfg.is_maze
+    assert cfg.model.options == {"scale": 2} and not cfg.task.per_pixel
     assert task_of("toy_levels") is get_task("classification")
     result = train_run(toy_config(tmp_path, "model.options.scale=2"), tmp_path / "run")
     # Linear(36→8) + Linear(8→8) + Linear(8→3): the option doubled the width 4.

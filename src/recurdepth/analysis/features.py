@@ -112,12 +112,10 @@ def check_analysable(run_dir: str | Path, analysis: str) -> None:
 
 def check_same_data(cfg_a: Any, cfg_b: Any, run_a: Any = "run A", run_b: Any = "run B") -> None:
     """A one-line ConfigError unless both runs read the same data set at the same image size."""
-    from recurdepth.datasets_info import dataset_info
+    from recurdepth.data.registry import get_dataset
 
     def key(cfg: Any) -> tuple[str, int | None]:
-        if cfg.is_maze:
-            return cfg.data.name, 2 * (cfg.data.maze_size + 2) + 2
-        return cfg.data.name, dataset_info(cfg.data.name).image_size
+        return cfg.data.name, get_dataset(cfg.data.name).image_side(cfg.example_size())
 
     ka, kb = key(cfg_a), key(cfg_b)
     if ka != kb:

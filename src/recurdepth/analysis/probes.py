@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recurdepth.analysis.features import feature_batches, layers, require_unrolled
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
+from recurdepth.data.tasks import task_of
 from recurdepth.errors import ConfigError, choices_message
 from recurdepth.training.evaluate import wall_mask
 
@@ -295,13 +296,13 @@ def probe_model(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tens
     augmentation). ``task`` defaults to ``maze`` for maze solvers, else ``classification``.
     """
     net = require_unrolled(model)
-    task = task or ("maze" if net.dataset == "mazes" else "classification")
+    task = task or ("maze" if task_of(net.dataset).per_pixel else "classification")
     if task == "maze" and pool is not None:
         raise ConfigError("maze probes label every pixel: pooling would remove the pixels; "
                           "probe maze solvers without --pool")
     transform = pool_transform(pool)
     captured = layers(net, iters, include_stem=False)
-    num_classes = 2 if task == "maze" else dataset_info(net.dataset).num_classes
+    num_classes = 2 if task == "maze" else get_dataset(net.dataset).num_classes
 
     def stream(data: tuple[Tensor, Tensor]) -> Callable[[], Iterator[Batch]]:
         inputs, targets = data

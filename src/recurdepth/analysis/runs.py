@@ -84,18 +84,14 @@ def run_label(loaded: Any) -> str:
 
 
 def input_side(cfg: Any) -> int:
-    """The input image side of a run's data (the maze rendering's for maze solvers)."""
+    """The input image side of a run's data (at the run's example size, e.g. a maze's)."""
     from recurdepth.data.registry import get_dataset
 
-    if cfg.is_maze:
-        from recurdepth.data.mazes.generate import image_side as maze_side
-
-        return maze_side(cfg.data.maze_size)
-    size = get_dataset(cfg.data.name).image_size
-    if size is None:
+    side = get_dataset(cfg.data.name).image_side(cfg.example_size())
+    if side is None:
         raise ConfigError(f"data set {cfg.data.name!r} has no fixed image size; give one "
                           f"(--image-size)")
-    return size
+    return side
 
 
 def _labels(runs: list[Any], labels: list[str] | None) -> list[str]:
@@ -204,7 +200,7 @@ def analyze_probes(run_dir: PathLike, run_dir2: PathLike | None = None, *,
                                        batch_size=batch_size, epochs=epochs, lr=lr,
                                        weight_decay=weight_decay, device=device,
                                        progress=progress)
-    task = "maze" if runs[0].config.is_maze else "classification"
+    task = "maze" if runs[0].config.task.per_pixel else "classification"
     folder = output_folder(run_dir, "probes", run_dir2, out)
     result = {"task": task, "train_images": len(train[0]), "test_images": len(test[0]),
               "epochs": epochs, "lr": lr, "pools": sizes,
@@ -371,7 +367,7 @@ def analyze_receptive_field(run_dir: PathLike | None = None, *, family: str | No
         cfg = read_resolved(config_file)
         family, dataset = cfg.model.family, cfg.data.name
         run_dilation = int(cfg.model.options.get("dilation") or 1)
-        if image_side is None and cfg.is_maze:
+        if image_side is None and cfg.task.sized:
             image_side = input_side(cfg)
     elif family is None:
         raise ConfigError("give a RUN_DIR or --family")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 from recurdepth.models.blocks import ConvUnit
 from recurdepth.models.registry import register_family
 from recurdepth.models.unrolled import UnrolledNet, conv3x3
@@ -25,7 +25,7 @@ from recurdepth.models.unrolled import UnrolledNet, conv3x3
 )
 def build_convnet(mode: str, iters: int, width: int, dataset: str) -> UnrolledNet:
     """Build a ConvNet whose body is ``iters`` 3x3 convolutions of ``width`` channels."""
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     stem = nn.Sequential(
         conv3x3(info.in_channels, width // 2, padding=0, bias=True), nn.ReLU(),
         conv3x3(width // 2, width, padding=0, bias=True), nn.ReLU(),

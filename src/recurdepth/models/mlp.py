@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 from recurdepth.models.blocks import LinearUnit
 from recurdepth.models.registry import register_family
 from recurdepth.models.unrolled import UnrolledNet
@@ -21,7 +21,7 @@ from recurdepth.models.unrolled import UnrolledNet
 )
 def build_mlp(mode: str, iters: int, width: int, dataset: str) -> UnrolledNet:
     """Build an MLP of ``iters`` body layers (input: the flattened image)."""
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     in_features = info.in_channels * info.image_size**2
     stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU())
     head = nn.Linear(width, info.num_classes)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from recurdepth.datasets_info import DATASETS
+from recurdepth.data.registry import get_dataset
 from recurdepth.errors import ConfigError, choices_message
 from recurdepth.models.unrolled import MODES, RecurDepthModel, meta_build
 
@@ -161,8 +161,7 @@ def build_model(
     spec = get_family(family)
     dataset = dataset or spec.datasets[0]
     if dataset not in spec.datasets:
-        if dataset not in DATASETS:
-            raise ConfigError(choices_message("data set", dataset, sorted(DATASETS)))
+        get_dataset(dataset)  # an unknown name: the error lists the data sets
         raise ConfigError(f"family {family!r} is not defined for data set {dataset!r}; "
                           f"valid data sets: {', '.join(spec.datasets)}")
     if mode not in spec.modes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 from recurdepth.models.blocks import ResidualUnit
 from recurdepth.models.registry import register_family
 from recurdepth.models.unrolled import UnrolledNet, conv3x3
@@ -41,7 +41,7 @@ def _head(width: int, num_classes: int, norm: bool) -> nn.Sequential:
 )
 def build_residual(mode: str, iters: int, width: int, dataset: str) -> UnrolledNet:
     """Build the paper's residual network (no BatchNorm)."""
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     stem = nn.Sequential(conv3x3(info.in_channels, width, stride=2), nn.ReLU())
     return UnrolledNet(family="residual", mode=mode, dataset=dataset, iters=iters, stem=stem,
                        make_unit=lambda slots: ResidualUnit(width),
@@ -59,7 +59,7 @@ def build_residual(mode: str, iters: int, width: int, dataset: str) -> UnrolledN
 )
 def build_residual_bn(mode: str, iters: int, width: int, dataset: str) -> UnrolledNet:
     """Build the residual network with BatchNorm after every convolution (paper Table 1)."""
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     stem = nn.Sequential(conv3x3(info.in_channels, width, stride=2), nn.BatchNorm2d(width), nn.ReLU())
     return UnrolledNet(family="residual_bn", mode=mode, dataset=dataset, iters=iters, stem=stem,
                        make_unit=lambda slots: ResidualUnit(width, norm=True, slots=slots),
@@ -77,7 +77,7 @@ def build_residual_bn(mode: str, iters: int, width: int, dataset: str) -> Unroll
 )
 def build_residual_imagenet(mode: str, iters: int, width: int, dataset: str) -> UnrolledNet:
     """Build the ImageNet residual family (one basic block per iteration)."""
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     stem = nn.Sequential(
         nn.Conv2d(info.in_channels, width, 7, stride=2, padding=3, bias=False),
         nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1),

@@ -15,7 +15,7 @@ import copy
 from torch import Tensor, nn
 from torchvision.models import resnet18, resnet50
 
-from recurdepth.datasets_info import dataset_info
+from recurdepth.data.registry import get_dataset
 from recurdepth.errors import ConfigError
 from recurdepth.models.registry import register_family
 from recurdepth.models.unrolled import RecurDepthModel, count_layers
@@ -60,7 +60,7 @@ def build_resnet18(mode: str, iters: None, width: int, dataset: str) -> Torchvis
     """Build the CIFAR-style ResNet-18 (torchvision blocks, 3x3 stride-1 stem, no max-pool)."""
     if width != 64:
         raise ConfigError("resnet18 has the standard width 64 only")
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     net = resnet18(num_classes=info.num_classes)
     net.conv1 = nn.Conv2d(info.in_channels, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
@@ -77,7 +77,7 @@ def build_resnet18(mode: str, iters: None, width: int, dataset: str) -> Torchvis
 )
 def build_resnet50(mode: str, iters: None, width: int, dataset: str) -> TorchvisionResNet:
     """Build ResNet-50, with within-stage weight sharing when ``mode == "recurrent"``."""
-    info = dataset_info(dataset)
+    info = get_dataset(dataset)
     net = resnet50(num_classes=info.num_classes)
     if mode == "recurrent":
         for stage in (net.layer1, net.layer2, net.layer3, net.layer4):

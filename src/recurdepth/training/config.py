@@ -147,13 +147,6 @@ class RunConfig:
 
         return task_of(self.data.name)
 
-    @property
-    def is_maze(self) -> bool:
-        """True for maze runs: the data set's task is ``maze`` (False for an unknown data set)."""
-        from recurdepth.data.registry import list_datasets
-
-        return self.data.name in list_datasets() and self.task.name == "maze"
-
     def example_size(self) -> int | None:
         """The size the training examples are made at (data.maze_size); None for other tasks."""
         return self.data.maze_size if self.task.sized else None
