@@ -147,6 +147,8 @@ def test_analysis_preset_bad_input(workdir, monkeypatch, capsys):
         AnalysisPreset.from_dict({**base, "colour": 1})
     with pytest.raises(ConfigError, match="valid choices"):
         AnalysisPreset.from_dict({**base, "analysis": "nope"})
+    with pytest.raises(ConfigError, match="unknown cka option 'pool'; valid choices: images"):
+        AnalysisPreset.from_dict({**base, "options": {"pool": [4]}})
     with pytest.raises(ConfigError, match="must name one or two"):
         AnalysisPreset.from_dict({**base, "groups": [["b"]]})
     too_broad = AnalysisPreset.from_dict({**base, "runs": {"a": {"model.family": "convnet"}}})

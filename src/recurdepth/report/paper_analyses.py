@@ -84,6 +84,8 @@ class AnalysisPreset:
             if bad or not 1 <= len(g) <= 2:
                 raise ConfigError(f"group {g} must name one or two of the runs "
                                   f"({', '.join(runs)}){where}")
+        for opts in (d.get("options") or {}, (d.get("quick") or {}).get("options") or {}):
+            _check_options(d["analysis"], opts, where)
         quick = dict(d.get("quick") or {})
         bad_quick = sorted(set(quick) - set(QUICK_KEYS))
         if bad_quick:
@@ -222,11 +224,26 @@ def _analyse(preset: AnalysisPreset, folders: list[Path], labels: list[str], out
 
     fn = getattr(analysis_runs, f"analyze_{preset.analysis}")
     second = folders[1] if len(folders) > 1 else None
-    try:
-        return fn(folders[0], second, labels=labels, out=out, device=device, progress=progress,
-                  **options)
-    except TypeError as e:  # an option the analysis does not take
-        raise ConfigError(f"analysis preset {preset.name!r}: {e}") from None
+    return fn(folders[0], second, labels=labels, out=out, device=device, progress=progress,
+              **options)
+
+
+# Set by the preset runner itself, not by a preset's options.
+_RUNNER_ARGS = ("labels", "out", "device", "progress", "data_root")
+
+
+def _check_options(analysis: str, options: Mapping[str, Any], where: str) -> None:
+    """ConfigError naming an option that ``analyze_<analysis>`` does not take."""
+    import inspect
+
+    from recurdepth.analysis import runs as analysis_runs
+
+    params = inspect.signature(getattr(analysis_runs, f"analyze_{analysis}")).parameters
+    valid = [n for n, p in params.items()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _RUNNER_ARGS]
+    for key in options:
+        if key not in valid:
+            raise ConfigError(choices_message(f"{analysis} option", key, valid) + where)
 
 
 # -- tables: ours beside the paper's --------------------------------------------------------------
@@ -271,30 +288,31 @@ def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
             if c is None:
                 continue
             pv = ref["values"][i - 1] if ref and i <= len(ref["values"]) else (None, None)
-            csv_rows.append([label, pool, i, _stat([a for a, _ in c])[0],
-                             _stat([b for _, b in c])[0], pv[0], pv[1]])
+            csv_rows.append([label, pool, i, *_stat([a for a, _ in c]),
+                             *_stat([b for _, b in c]), pv[0], pv[1]])
     findings = _ordering_findings(cells, rows_keys, width)
     return Table(preset.name, preset.title, header, rows,
-                 ["model", "pooling", "block", "train_acc", "test_acc", "paper_train_acc",
-                  "paper_test_acc"], csv_rows), findings
+                 ["model", "pooling", "block", "train_acc", "train_sd", "test_acc", "test_sd",
+                  "paper_train_acc", "paper_test_acc"], csv_rows), findings
 
 
 def _plot_against_paper(table: Table, path: Path) -> Path:
     """Test accuracy per block / iteration: ours (mean, SD bars over trials) and the paper's."""
     from recurdepth.analysis.plots import plt, save_figure
 
-    ours: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    ours: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
     paper: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for model, pool, block, _, test, _, paper_test in table.csv_rows:
-        ours.setdefault((model, pool), []).append((block, test))
+    for model, pool, block, _, _, test, test_sd, _, paper_test in table.csv_rows:
+        ours.setdefault((model, pool), []).append((block, test, test_sd or 0.0))
         if paper_test is not None:
             paper.setdefault((model, pool), []).append((block, paper_test))
     pools = list(dict.fromkeys(pool for _, pool in ours))
     fig, axes = plt.subplots(1, len(pools), figsize=(5 * len(pools), 3.8), squeeze=False)
     for ax, pool in zip(axes[0], pools):
         for i, (model, p) in enumerate(k for k in ours if k[1] == pool):
-            xs, ys = zip(*ours[(model, p)])
-            ax.plot(xs, ys, "o-", color=f"C{i}", label=f"{model} (ours)")
+            xs, ys, sds = zip(*ours[(model, p)])
+            ax.errorbar(xs, ys, yerr=sds, fmt="o-", capsize=3, color=f"C{i}",
+                        label=f"{model} (ours)")
             if (model, p) in paper:
                 px, py = zip(*paper[(model, p)])
                 ax.plot(px, py, "s--", color=f"C{i}", alpha=0.6, label=f"{model} (paper)")
