@@ -28,10 +28,10 @@ NUMBA_EXTRAS_UNUSED = ("scipy", "cffi")
 def numba_without_unused_extras() -> Iterator[None]:
     """Import numba and load the maze kernels without the packages in NUMBA_EXTRAS_UNUSED.
 
-    They cost ~0.17 s of the ~1 s a 60,000-maze ``mazes generate`` takes (measured). numba
-    treats each as absent (no BLAS-backed dot, no cffi calls), which only the kernels of this
-    process see, so it applies only when numba is not loaded yet; the names are importable again
-    afterwards.
+    They cost ~0.17 s of the ~1 s a 60,000-maze ``mazes generate`` took (measured). numba then
+    treats both as absent for the rest of the process (no BLAS-backed dot, no cffi calls; the
+    kernels use neither), so this applies only when numba is not loaded yet; both can be
+    imported again afterwards.
     """
     if "numba" in sys.modules:
         yield
