@@ -17,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
         main(sys.argv[1:])
     except SystemExit:
         pass
-heavy = sorted(m for m in ("torch", "torchvision", "matplotlib", "ray", "scipy")
+heavy = sorted(m for m in ("torch", "torchvision", "matplotlib", "ray", "scipy", "cffi")
                if m in sys.modules)
 print(",".join(heavy))
 """
@@ -41,6 +41,20 @@ def test_mazes_generate_never_imports_torch(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "torch" not in out.stdout.strip().split(",")
     assert (tmp_path / "m").is_dir()
+
+
+def test_mazes_generate_starts_numba_without_scipy_and_cffi(tmp_path: Path) -> None:
+    # numba would import both (~0.17 s) though the maze kernels use neither; afterwards both
+    # import as usual.
+    argv = ["mazes", "generate", "--size", "5", "--train", "20", "--test", "5",
+            "--out", str(tmp_path / "m"), "--no-progress"]
+    code = PROBE + "import scipy.linalg, cffi\nprint('importable')\n"
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    heavy, after = out.stdout.splitlines()
+    assert not {"scipy", "cffi"} & set(heavy.split(",")) and after == "importable"
+    assert (tmp_path / "m" / "manifest.json").is_file()
 
 
 def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

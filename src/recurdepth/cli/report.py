@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from recurdepth.paths import folder_arg
@@ -17,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "figures (accuracy vs effective depth, recurrent and feed-forward side by side, mean ± "
         "standard error; accuracy vs test-time iterations), Markdown and CSV tables with "
         "parameter counts, learning curves, the computed verdict on the paper's claim (also printed "
-        "here), and index.md / index.html (figures embedded, plus PNG and SVG files). Same "
-        "database, same files.",
+        "here), and index.md / index.html (figures embedded, plus PNG and SVG files). Evaluations "
+        "saved by `recurdepth eval` in the runs' eval.json are shown too (more test-time "
+        "iterations, other maze sizes). Same database and run folders, same files.",
     )
     p.add_argument("target", metavar="EXPERIMENT_OR_DB",
                    help="results.sqlite, a sweep output folder, or a preset name / YAML file")
@@ -33,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from recurdepth.report import report
 
     files = report(args.target, args.report_dir, out=args.out)
+    for line in files.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     for path in [*files.figures, *files.tables]:
         print(f"wrote {path}")
     print(f"index: {files.index} (and {files.index_html.name})")

@@ -1,6 +1,7 @@
 """Reports from a results database: the paper's plots, tables (Markdown + CSV) and an index page.
 
-``write_report(db)`` reads only the database, so the same database always gives the same files.
+``write_report(db)`` reads the database and the ``eval.json`` of its runs' folders (evaluations
+saved by ``recurdepth eval``), so the same database and run folders always give the same files.
 The verdict on the paper's claim is computed from it too (:mod:`recurdepth.report.verdict`).
 ``index.html`` embeds its figures, so it opens from any folder; every figure is also an SVG.
 The package is callable: ``recurdepth.report("runs/quick")`` is :func:`report`.
@@ -22,9 +23,10 @@ from recurdepth.report.plots import (
     plot_accuracy_vs_depth,
     plot_accuracy_vs_iterations,
     plot_learning_curves,
+    plot_saved_evaluations,
 )
-from recurdepth.report.results import GroupStat, fmt_int, group_results
-from recurdepth.report.tables import Table, depth_table, model_table, results_table
+from recurdepth.report.results import GroupStat, fmt_int, group_results, load_saved_evals
+from recurdepth.report.tables import Table, depth_table, eval_tables, model_table, results_table
 from recurdepth.report.verdict import (
     PAPER_CLAIM,
     RULE,
@@ -46,6 +48,7 @@ class ReportFiles:
     tables: list[Path] = field(default_factory=list)
     groups: list[GroupStat] = field(default_factory=list)
     verdicts: list[PanelVerdict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one line each: skipped eval.json data
 
     def verdict_text(self) -> str:
         """The verdict as plain text for the terminal ('' when no panel has both modes)."""
@@ -71,7 +74,11 @@ def _runs_table(records: list[RunRecord]) -> Table:
 
 
 def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> ReportFiles:
-    """Write plots, tables and ``index.md`` / ``index.html`` for the results in ``db_path``."""
+    """Write plots, tables and ``index.md`` / ``index.html`` for the results in ``db_path``.
+
+    Saved evaluations that cannot be used (an unreadable eval.json, a stale entry) are left out
+    and listed in ``ReportFiles.warnings``.
+    """
     db_path = Path(db_path)
     with ResultStore.open_existing(db_path) as store:
         meta = store.meta()
@@ -80,7 +87,8 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
     folder = Path(out_dir) if out_dir is not None else db_path.parent / "report"
     folder.mkdir(parents=True, exist_ok=True)
     name = meta.get("name", "?")
-    groups = group_results(records)
+    saved_evals, warnings = load_saved_evals(records)
+    groups = group_results(records, saved_evals)
     figures: list[tuple[str, Path]] = []
     fig = plot_accuracy_vs_depth(groups, folder / "accuracy_vs_depth.png",
                                  title=f"{name}: accuracy vs effective depth "
@@ -93,6 +101,12 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                                             f"iterations)")
     if fig:
         figures.append(("Accuracy vs test-time iterations", fig))
+    fig = plot_saved_evaluations(groups, folder / "saved_evaluations.png",
+                                 title=f"{name}: recurrent models in saved evaluations (recurdepth "
+                                       f"eval), accuracy vs test-time iterations on other maze "
+                                       f"sizes or splits (★ = trained iterations)")
+    if fig:
+        figures.append(("Saved evaluations: other maze sizes and splits", fig))
     fig = plot_learning_curves(groups, folder / "learning_curves.png",
                                title=f"{name}: learning curves, test (solid) and train (dashed, "
                                      f"no augmentation) accuracy per epoch, one line per run")
@@ -100,7 +114,7 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
         figures.append(("Learning curves", fig))
     verdicts = panel_verdicts(groups)
     tables = [depth_table(groups), model_table(groups), results_table(groups),
-              _runs_table(records)]
+              *eval_tables(groups), _runs_table(records)]
     table_paths: list[Path] = []
     for t in tables:
         table_paths += list(t.write(folder))
@@ -123,7 +137,7 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                                    _html(name, md[2], figures, tables, verdicts))
     return ReportFiles(folder=folder, index=index, index_html=index_html,
                        figures=[p for _, p in figures], tables=table_paths, groups=groups,
-                       verdicts=verdicts)
+                       verdicts=verdicts, warnings=warnings)
 
 
 # On load, the page records whether every image decoded (used by the browser test).

@@ -1,4 +1,5 @@
-"""The paper's figures: accuracy vs effective depth (Fig. 2, 5) and vs test-time iterations.
+"""The paper's figures: accuracy vs effective depth (Fig. 2, 5) and vs test-time iterations
+(on the run's own test set and, from saved evaluations, on other maze sizes or splits).
 
 Plots are deterministic: the same results give byte-identical PNG files (no date or software
 version in the metadata, no randomness).
@@ -18,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from recurdepth.io import atomic_write  # noqa: E402
-from recurdepth.report.results import GroupStat, panels  # noqa: E402
+from recurdepth.report.results import GroupStat, iteration_stats, panels  # noqa: E402
 
 MODE_STYLE = {
     "recurrent": {"label": "recurrent", "color": "#1f5fa8", "hatch": ""},
@@ -144,17 +145,53 @@ def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
     A star marks the number of iterations each model was trained with. Returns None when no
     recurrent run reports accuracy at more than one iteration count.
     """
-    by_panel = {p: [g for g in gs if g.mode == "recurrent" and len(g.per_iter_stats()) > 1]
-                for p, gs in panels(groups).items()}
-    by_panel = {p: gs for p, gs in by_panel.items() if gs}
+    cells = {f"{p} · recurrent": [(g, g.per_iter_stats()) for g in gs if g.mode == "recurrent"]
+             for p, gs in panels(groups).items()}
+    return _plot_iteration_curves(cells, path, title or "Recurrent models: accuracy vs test-time "
+                                  "iterations (★ and dotted line = trained iterations)")
+
+
+def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
+                           title: str = "") -> Path | None:
+    """Accuracy vs test-time iterations of recurrent models in their saved evaluations
+    (``recurdepth eval``) other than on their own test set: one panel per panel and setting.
+
+    The own test set is in :func:`plot_accuracy_vs_iterations`. Returns None when no saved
+    evaluation of another setting has more than one iteration count.
+    """
+    cells: dict[str, list[tuple[GroupStat, list[tuple[int, float, float | None]]]]] = {}
+    for panel, gs in panels(groups).items():
+        for g in gs:
+            if g.mode != "recurrent":
+                continue
+            for setting in g.eval_settings():
+                if setting == g.trained_setting:
+                    continue
+                stats = [(i, m, s) for i, m, s, _ in
+                         iteration_stats([e.per_iter for e in g.evals[setting] if e.per_iter])]
+                cells.setdefault(f"{panel} · recurrent · on {setting.label()}", []).append(
+                    (g, stats))
+    return _plot_iteration_curves(cells, path, title or "Saved evaluations: accuracy vs test-time "
+                                  "iterations (★ and dotted line = trained iterations)",
+                                  any_split=True)
+
+
+def _plot_iteration_curves(cells: dict[str, list[tuple[GroupStat, list[tuple[int, float,
+                                                                              float | None]]]]],
+                           path: str | Path, title: str, *, any_split: bool = False) -> Path | None:
+    """One panel per title, one line (mean ± SE per iteration count) per group; None if empty.
+
+    ``any_split``: the panels are not all on a test split, so the axis does not say "test".
+    """
+    by_panel = {t: [(g, st) for g, st in curves if len(st) > 1] for t, curves in cells.items()}
+    by_panel = {t: curves for t, curves in by_panel.items() if curves}
     if not by_panel:
         return None
     fig, axes = _grid(len(by_panel))
     cmap = plt.get_cmap("viridis")
-    for ax, (panel, gs) in zip(axes, by_panel.items()):
-        for j, g in enumerate(gs):
-            color = cmap(j / max(1, len(gs) - 1) * 0.85)
-            stats = g.per_iter_stats()
+    for ax, (panel, curves) in zip(axes, by_panel.items()):
+        for j, (g, stats) in enumerate(curves):
+            color = cmap(j / max(1, len(curves) - 1) * 0.85)
             xs = [s[0] for s in stats]
             ms = [s[1] for s in stats]
             ses = [s[2] or 0.0 for s in stats]
@@ -166,13 +203,12 @@ def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
                 ax.axvline(g.iters, color=color, linestyle=":", linewidth=1, alpha=0.8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("test-time iterations")
-        ax.set_ylabel(_ylabel(panel))
-        ax.set_title(f"{panel} · recurrent", fontsize=10)
+        ax.set_ylabel(_ylabel(panel).replace("test ", "") if any_split else _ylabel(panel))
+        ax.set_title(panel, fontsize=10)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    _suptitle(fig, title or "Recurrent models: accuracy vs test-time iterations "
-              "(★ and dotted line = trained iterations)")
+    _suptitle(fig, title)
     fig.tight_layout()
     return _save(fig, Path(path))
 
@@ -223,4 +259,4 @@ def plot_learning_curves(groups: list[GroupStat], path: str | Path, *,
 
 
 __all__ = ["MODE_STYLE", "plot_accuracy_vs_depth", "plot_accuracy_vs_iterations",
-           "plot_learning_curves"]
+           "plot_learning_curves", "plot_saved_evaluations"]

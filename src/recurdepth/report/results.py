@@ -1,4 +1,10 @@
-"""Results of a sweep grouped over trials: mean ± standard error per (panel, mode, depth)."""
+"""Results of a sweep grouped over trials: mean ± standard error per (panel, mode, depth).
+
+Besides the database, a finished run's folder may hold ``eval.json``: evaluations saved by
+``recurdepth eval`` (more test-time iterations, other maze sizes, the train split).
+:func:`load_saved_evals` reads them; :func:`group_results` then groups them over trials like the
+rest and lets a longer curve on the run's own test set extend the training's final evaluation.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recurdepth.errors import DataError
 from recurdepth.experiments.spec import canonical_json
 from recurdepth.experiments.store import RunRecord
+from recurdepth.training.tracking import EVAL_FILE, read_evals
 
 # Grid keys that place a group inside a panel rather than defining a panel of its own.
 _WITHIN_PANEL = ("model.mode", "model.effective_depth", "model.iters", "trial", "seed")
@@ -36,6 +44,59 @@ class RunCurve:
     points: list[tuple[int, float | None, float | None]]
 
 
+@dataclass(frozen=True)
+class EvalSetting:
+    """Where a saved evaluation was measured: split, maze size (mazes only), first N samples."""
+
+    split: str
+    maze_size: int | None = None
+    limit: int | None = None
+
+    def label(self) -> str:
+        """``test split``, ``test split, mazes 13x13`` or ``train split, first 100 samples``."""
+        text = f"{self.split} split"
+        if self.maze_size is not None:
+            text += f", mazes {self.maze_size}x{self.maze_size}"
+        if self.limit is not None:
+            text += f", first {self.limit:,} samples"
+        return text
+
+    def sort_key(self) -> tuple[str, int, int]:
+        """Test before train, then by maze size, the whole split before a limited one."""
+        return ({"test": "0", "train": "1"}.get(self.split, self.split), self.maze_size or 0,
+                -1 if self.limit is None else self.limit)
+
+
+@dataclass(frozen=True)
+class SavedEval:
+    """One run's saved evaluation in one setting: accuracy at the trained iterations (%),
+    accuracy after 1..N iterations (recurrent models; None for feed-forward) and sample count."""
+
+    acc: float
+    per_iter: list[float] | None
+    samples: int | None
+
+
+def trained_setting(config: dict[str, Any]) -> EvalSetting:
+    """The setting of a run's own final evaluation: its test split (at its maze size)."""
+    data = config.get("data", {})
+    return EvalSetting("test", data.get("maze_size") if data.get("name") == "mazes" else None)
+
+
+def iteration_stats(curves: Sequence[Sequence[float]]) -> list[tuple[int, float, float | None, int]]:
+    """(iterations, mean, SE, trials) at every iteration count that some curve reaches.
+
+    Each count is averaged over the curves that reach it, so one trial evaluated further
+    extends the curve instead of being cut to the shortest.
+    """
+    out = []
+    for i in range(max((len(c) for c in curves), default=0)):
+        values = [float(c[i]) for c in curves if len(c) > i]
+        m, s = mean_se(values)
+        out.append((i + 1, m, s, len(values)))
+    return out
+
+
 @dataclass
 class GroupStat:
     """All trials of one configuration: identity, size and accuracy statistics."""
@@ -57,6 +118,8 @@ class GroupStat:
     statuses: dict[str, int] = field(default_factory=dict)
     seeds: list[int | None] = field(default_factory=list)  # of each entry of test_accs
     curves: list[RunCurve] = field(default_factory=list)
+    evals: dict[EvalSetting, list[SavedEval]] = field(default_factory=dict)  # from eval.json
+    trained_setting: EvalSetting = EvalSetting("test")  # where per_iter was measured
 
     @property
     def test(self) -> tuple[float | None, float | None]:
@@ -70,14 +133,11 @@ class GroupStat:
 
     def per_iter_stats(self) -> list[tuple[int, float, float | None]]:
         """(test iterations, mean, SE) over the trials that report accuracy per iteration."""
-        if not self.per_iter:
-            return []
-        length = min(len(p) for p in self.per_iter)
-        out = []
-        for i in range(length):
-            m, s = mean_se([p[i] for p in self.per_iter])
-            out.append((i + 1, m, s))
-        return out
+        return [(i, m, s) for i, m, s, _ in iteration_stats(self.per_iter)]
+
+    def eval_settings(self) -> list[EvalSetting]:
+        """The settings of this group's saved evaluations, test split first."""
+        return sorted(self.evals, key=EvalSetting.sort_key)
 
 
 def dataset_label(config: dict[str, Any]) -> str:
@@ -98,8 +158,83 @@ def _panel(record: RunRecord) -> tuple[str, dict[str, Any]]:
     return label, extra
 
 
-def group_results(records: Iterable[RunRecord]) -> list[GroupStat]:
-    """Group runs that differ only in their trial; sorted by panel, depth and mode."""
+def load_saved_evals(records: Iterable[RunRecord]
+                     ) -> tuple[dict[str, dict[EvalSetting, SavedEval]], list[str]]:
+    """The saved evaluations of every completed run (by run id) and one-line warnings.
+
+    A file that cannot be read, an entry that is not an evaluation and an evaluation of another
+    checkpoint than the run's last epoch are skipped, each with a warning naming the file. Of
+    several evaluations in one setting, the one with the most iterations is kept.
+    """
+    out: dict[str, dict[EvalSetting, SavedEval]] = {}
+    warnings: list[str] = []
+    for rec in records:
+        if rec.status != "completed" or not rec.result:
+            continue
+        try:
+            table = read_evals(rec.run_dir)
+        except DataError as e:
+            warnings.append(str(e))
+            continue
+        path = rec.run_dir / EVAL_FILE
+        saved: dict[EvalSetting, SavedEval] = {}
+        for key, entry in sorted(table.items()):
+            parsed = _saved_eval(entry)
+            if isinstance(parsed, str):
+                warnings.append(f"{path}: entry {key!r} skipped ({parsed})")
+                continue
+            setting, epoch, ev = parsed
+            finished = rec.result.get("epochs")
+            if isinstance(finished, int) and epoch != finished:
+                warnings.append(f"{path}: entry {key!r} evaluated epoch {epoch} but the run "
+                                f"finished {finished} epochs: skipped; run `recurdepth eval` "
+                                f"again")
+                continue
+            old = saved.get(setting)
+            if old is None or len(ev.per_iter or []) > len(old.per_iter or []):
+                saved[setting] = ev
+        if saved:
+            out[rec.id] = saved
+    return out, warnings
+
+
+def _saved_eval(entry: Any) -> tuple[EvalSetting, int, SavedEval] | str:
+    """An eval.json entry as (setting, evaluated epoch, evaluation), or why it is not one."""
+    if not isinstance(entry, dict):
+        return "not an object"
+    split, acc, per_iter = entry.get("split"), entry.get("acc"), entry.get("acc_per_iter")
+    if not isinstance(split, str):
+        return "no split"
+    if not _is_num(acc):
+        return "no accuracy"
+    if per_iter is not None and not (isinstance(per_iter, list) and per_iter
+                                     and all(_is_num(v) for v in per_iter)):
+        return "acc_per_iter is not a list of accuracies"
+    ints = {k: entry.get(k) for k in ("maze_size", "samples_limit", "samples", "epoch")}
+    if any(v is not None and not _is_int(v) for v in ints.values()) or ints["epoch"] is None:
+        return "maze_size, samples_limit, samples and epoch must be integers (epoch is needed)"
+    setting = EvalSetting(split, ints["maze_size"], ints["samples_limit"])
+    return setting, ints["epoch"], SavedEval(
+        float(acc), None if per_iter is None else [float(v) for v in per_iter], ints["samples"])
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def group_results(records: Iterable[RunRecord],
+                  saved_evals: dict[str, dict[EvalSetting, SavedEval]] | None = None
+                  ) -> list[GroupStat]:
+    """Group runs that differ only in their trial; sorted by panel, depth and mode.
+
+    ``saved_evals`` (from :func:`load_saved_evals`) adds each run's saved evaluations; one on the
+    run's own test set with more iterations than its final evaluation replaces that curve.
+    """
+    saved_evals = saved_evals or {}
     groups: dict[str, GroupStat] = {}
     for rec in records:
         key = canonical_json({k: v for k, v in rec.params.items() if k not in ("trial", "seed")})
@@ -112,7 +247,8 @@ def group_results(records: Iterable[RunRecord]) -> list[GroupStat]:
                 dataset=dataset_label(rec.config),
                 effective_depth=rec.effective_depth or result.get("effective_depth"),
                 iters=result.get("iters", model.get("iters")), width=model.get("width"),
-                parameters=rec.parameters or result.get("parameters"), extra=extra)
+                parameters=rec.parameters or result.get("parameters"), extra=extra,
+                trained_setting=trained_setting(rec.config))
         g = groups[key]
         g.runs += 1
         g.statuses[rec.status] = g.statuses.get(rec.status, 0) + 1
@@ -130,7 +266,13 @@ def group_results(records: Iterable[RunRecord]) -> list[GroupStat]:
                 g.train_accs.append(float(rec.result["train_acc"]))
             if g.iters is None:
                 g.iters = rec.result.get("iters")
-            per_iter = rec.result.get("test_acc_per_iter")
+            saved = saved_evals.get(rec.id, {})
+            for setting, ev in saved.items():
+                g.evals.setdefault(setting, []).append(ev)
+            per_iter = rec.result.get("test_acc_per_iter") or []
+            longer = saved.get(g.trained_setting)
+            if longer is not None and len(longer.per_iter or []) > len(per_iter):
+                per_iter = longer.per_iter or []
             if per_iter:
                 g.per_iter.append([float(v) for v in per_iter])
     return sorted(groups.values(), key=lambda g: (g.panel, g.effective_depth or 0,
@@ -165,5 +307,6 @@ def fmt_int(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-__all__ = ["GroupStat", "RunCurve", "dataset_label", "fmt_acc", "fmt_int", "group_results", "mean_se",
-           "panels"]
+__all__ = ["EvalSetting", "GroupStat", "RunCurve", "SavedEval", "dataset_label", "fmt_acc",
+           "fmt_int", "group_results", "iteration_stats", "load_saved_evals", "mean_se", "panels",
+           "trained_setting"]

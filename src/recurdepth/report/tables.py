@@ -1,5 +1,6 @@
 """The paper's tables in Markdown and CSV: all results, Table 2 style (depth × mode) and
-Table 1 style (model × data set), each with parameter counts."""
+Table 1 style (model × data set), each with parameter counts; and the runs' saved evaluations
+(``recurdepth eval``: more test-time iterations, other maze sizes) when some run has them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recurdepth.io import atomic_write_text, csv_text
-from recurdepth.report.results import GroupStat, fmt_acc, fmt_int, panels
+from recurdepth.report.results import (
+    GroupStat,
+    fmt_acc,
+    fmt_int,
+    iteration_stats,
+    mean_se,
+    panels,
+)
 
 MODE_LABEL = {"recurrent": "recurrent", "feedforward": "feed-forward"}
 
@@ -122,4 +130,53 @@ def model_table(groups: Sequence[GroupStat]) -> Table:
                  header, rows, csv_header, csv_rows)
 
 
-__all__ = ["Table", "depth_table", "model_table", "results_table"]
+def eval_tables(groups: Sequence[GroupStat]) -> list[Table]:
+    """The saved evaluations: a summary per group and setting, and every iteration count.
+
+    Empty when no run has saved evaluations. Mean ± standard error over the trials that were
+    evaluated in that setting (at each iteration count: the trials evaluated that far).
+    """
+    rows_in = [(g, setting, g.evals[setting]) for g in groups for setting in g.eval_settings()]
+    if not rows_in:
+        return []
+    ident_h = ["data set · family", "mode", "effective depth", "trained iters", "tested on"]
+    ident_csv = ["panel", "dataset", "family", "mode", "effective_depth", "trained_iters",
+                 "split", "maze_size", "samples_limit"]
+    header = [*ident_h, "trials", "samples", "acc at trained iters (%)", "most iters",
+              "acc at most iters (%)", "best acc (%) @ iters"]
+    csv_header = [*ident_csv, "trials", "samples", "acc_mean", "acc_se", "max_iters",
+                  "max_iters_acc_mean", "max_iters_acc_se", "best_iters", "best_acc_mean"]
+    step_header = [*ident_h, "iters", "trials", "acc (%)"]
+    step_csv_header = [*ident_csv, "iters", "trials", "acc_mean", "acc_se"]
+    rows, csv_rows, step_rows, step_csv_rows = [], [], [], []
+    for g, setting, evals in rows_in:
+        ident = [g.panel, _mode(g.mode), fmt_int(g.effective_depth), fmt_int(g.iters),
+                 setting.label()]
+        ident_raw = [g.panel, g.dataset, g.family, g.mode, g.effective_depth, g.iters,
+                     setting.split, setting.maze_size, setting.limit]
+        samples = {e.samples for e in evals}
+        n_samples = samples.pop() if len(samples) == 1 else None  # trials should agree
+        acc = mean_se([e.acc for e in evals])
+        stats = iteration_stats([e.per_iter for e in evals if e.per_iter])
+        last = stats[-1] if stats else None
+        best = max(stats, key=lambda st: st[1]) if stats else None  # first best on ties
+        rows.append([*ident, str(len(evals)), fmt_int(n_samples), fmt_acc(*acc),
+                     fmt_int(last[0] if last else None),
+                     fmt_acc(last[1], last[2]) if last else "–",
+                     f"{best[1]:.2f} @ {best[0]}" if best else "–"])
+        csv_rows.append([*ident_raw, len(evals), n_samples, *acc,
+                         last[0] if last else None, *(last[1:3] if last else (None, None)),
+                         best[0] if best else None, best[1] if best else None])
+        for it, m, se, n in stats:
+            step_rows.append([*ident, str(it), str(n), fmt_acc(m, se)])
+            step_csv_rows.append([*ident_raw, it, n, m, se])
+    title = "Saved evaluations (`recurdepth eval`, eval.json; mean ± standard error over trials)"
+    tables = [Table("evaluations", title, header, rows, csv_header, csv_rows)]
+    if step_rows:
+        tables.append(Table("evaluations_per_iter", "Saved evaluations per test-time iteration "
+                            "count (mean ± standard error over the trials evaluated that far)",
+                            step_header, step_rows, step_csv_header, step_csv_rows))
+    return tables
+
+
+__all__ = ["Table", "depth_table", "eval_tables", "model_table", "results_table"]

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from recurdepth.errors import DataError
 from recurdepth.io import atomic_write_json
 
 LOG_FILE = "train.log"
@@ -164,18 +165,34 @@ def eval_key(out: dict[str, Any]) -> str:
     return "/".join(parts)
 
 
+def read_evals(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The evaluations in ``<run>/eval.json`` by :func:`eval_key` ({} without the file).
+
+    Raises DataError (one line naming the file) when the file cannot be read as a JSON object.
+    """
+    path = Path(run_dir) / EVAL_FILE
+    if not path.exists():
+        return {}
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: unreadable ({reason}); run `recurdepth eval` on the run again")
+    if not isinstance(table, dict):
+        raise DataError(f"{path}: holds a JSON {type(table).__name__}, not a table of "
+                        f"evaluations; run `recurdepth eval` on the run again")
+    return table
+
+
 def record_eval(run_dir: str | os.PathLike, out: dict[str, Any]) -> Path:
     """Add (or replace) one evaluation in ``<run>/eval.json``, keyed by :func:`eval_key`."""
-    path = Path(run_dir) / EVAL_FILE
     try:
-        table = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except json.JSONDecodeError:
-        table = {}
-    if not isinstance(table, dict):
-        table = {}
+        table = read_evals(run_dir)
+    except DataError:
+        table = {}  # a damaged file is replaced by one that holds this evaluation
     table[eval_key(out)] = {**out, "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    return atomic_write_json(path, table)
+    return atomic_write_json(Path(run_dir) / EVAL_FILE, table)
 
 
 __all__ = ["EVAL_FILE", "LOG_FILE", "TENSORBOARD_DIR", "Tracker", "capture_output", "eval_key",
-           "record_eval"]
+           "read_evals", "record_eval"]
