@@ -101,6 +101,20 @@ def test_report_is_deterministic_and_plots_carry_no_date(tmp_path):
     assert (tmp_path / "a" / "accuracy_vs_iterations.png").is_file()
 
 
+def test_a_report_never_overwrites_an_index_html_it_did_not_write(tmp_path, capsys):
+    db, _ = make_db(tmp_path / "sweep")
+    write_report(db, tmp_path / "ours")
+    write_report(db, tmp_path / "ours")  # its own report is rewritten
+    foreign = tmp_path / "site" / "index.html"
+    foreign.parent.mkdir()
+    foreign.write_text("<html><body>my lab's page</body></html>")
+    assert main(["report", str(db), "--report-dir", str(foreign.parent)]) == 2
+    err = capsys.readouterr().err
+    assert "was not written by recurdepth: not overwriting it" in err and len(err.splitlines()) == 1
+    assert foreign.read_text() == "<html><body>my lab's page</body></html>"
+    assert sorted(p.name for p in foreign.parent.iterdir()) == ["index.html"]
+
+
 def test_report_cli_finds_the_database_by_file_folder_or_experiment(tmp_path, capsys,
                                                                      monkeypatch):
     db, _ = make_db(tmp_path / "sweep")

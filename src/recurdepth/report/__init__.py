@@ -17,6 +17,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recurdepth.errors import DataError
 from recurdepth.experiments.store import ResultStore, RunRecord
 from recurdepth.io import atomic_write_text
 from recurdepth.report.plots import (
@@ -73,6 +74,23 @@ def _runs_table(records: list[RunRecord]) -> Table:
     return Table("runs", "Every run", header, rows, csv_header, csv_rows)
 
 
+GENERATOR = "<meta name='generator' content='recurdepth report'>"
+
+
+def _check_ours(index_html: Path) -> None:
+    """DataError when ``index_html`` exists and is not a report of ours (never overwrite it)."""
+    if not index_html.exists():
+        return
+    try:
+        head = index_html.read_text(encoding="utf-8", errors="replace")[:20000]
+    except OSError as e:
+        raise DataError(f"cannot read {index_html}: {e.strerror}") from None
+    # Reports written before the generator tag carry their results-database line.
+    if GENERATOR not in head and "<p>Results database: " not in head:
+        raise DataError(f"{index_html} exists and was not written by recurdepth: not "
+                        f"overwriting it; choose another --out folder or move that file")
+
+
 def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> ReportFiles:
     """Write plots, tables and ``index.md`` / ``index.html`` for the results in ``db_path``.
 
@@ -85,6 +103,7 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
         records = store.records()
         counts = store.status_counts()
     folder = Path(out_dir) if out_dir is not None else db_path.parent / "report"
+    _check_ours(folder / "index.html")
     folder.mkdir(parents=True, exist_ok=True)
     name = meta.get("name", "?")
     saved_evals, warnings = load_saved_evals(records)
@@ -165,7 +184,8 @@ def _verdict_html(verdicts: list[PanelVerdict]) -> list[str]:
 def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list[Table],
           verdicts: list[PanelVerdict]) -> str:
     e = html.escape
-    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{e(name)}</title>",
+    parts = ["<!DOCTYPE html>", f"<html><head><meta charset='utf-8'>{GENERATOR}",
+             f"<title>{e(name)}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;"
              "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
