@@ -111,6 +111,11 @@ def test_bad_images_and_mismatched_runs(runs, tmp_path, capsys):
     _one_error_line(capsys, "--images", "at least 1")
     assert main(["analyze", "reuse", rec, "--images", "13", "--quiet"]) == 2
     _one_error_line(capsys, "--images 13", "12 test images")
+    # Without --images: the paper's 1,000, clamped to the 12 images this test set holds.
+    assert main(["analyze", "reuse", rec, "--quiet", "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "reuse.json").read_text())["images"] == 12
+    assert main(["analyze", "cka", rec, ff, "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "cka.json").read_text())["examples"] == 12
     assert main(["analyze", "probes", rec, "--test-images", "50", "--quiet"]) == 2
     _one_error_line(capsys, "--test-images")
     # A copy of the run that claims other data (mazes of size 7: other image size).
