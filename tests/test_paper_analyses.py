@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,22 @@ def test_analysis_preset_bad_input(workdir, monkeypatch, capsys):
     too_broad = AnalysisPreset.from_dict({**base, "runs": {"a": {"model.family": "convnet"}}})
     with pytest.raises(ConfigError, match="picks 10 of its runs"):
         too_broad.experiment()
+
+
+def test_missing_data_stops_the_preset_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    args = ["reproduce", "--preset", "fig6_reuse", "--quick", "--data-root", "empty",
+            "--no-progress"]
+    def offline(*_a, **_k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)  # the preset downloads: make it fail
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cifar10 data set" in err
+    assert "cifar-10-python.tar.gz" in err  # where to get it
+    assert not list(tmp_path.rglob("checkpoint_last.pt"))
 
 
 def test_subset_keeps_the_full_experiments_run_ids():

@@ -105,7 +105,12 @@ def _maze_data_present(root: str, size: int) -> bool:
 
 
 def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, int]]:
-    """Maze data sets to generate; DataError if one is missing and the experiment cannot make it."""
+    """Maze data sets to generate; DataError if one is missing and the experiment cannot make it.
+
+    Other data sets held in memory are read (downloaded once here when the runs may download
+    them, rather than by every worker at once), so a missing one stops the sweep before any run.
+    """
+    _check_stored_data(runs)
     missing = sorted(s for s in _maze_sizes(runs) if not _maze_data_present(*s))
     if missing and "mazes" not in experiment.prepare:
         root, size = missing[0]
@@ -114,6 +119,20 @@ def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, i
                         f"add 'prepare: {{mazes: {{n_train: ..., n_test: ...}}}}' to the "
                         f"experiment")
     return missing
+
+
+def _check_stored_data(runs: list[RunSpec]) -> None:
+    from recurdepth.data.registry import get_dataset
+
+    seen = set()
+    for run in runs:
+        data = run.config.data
+        spec = get_dataset(data.name)
+        key = (data.name, str(data.root), bool(data.download))
+        if run.config.task.sized or spec.streamed or key in seen:
+            continue
+        seen.add(key)
+        spec.load_tensors(str(data.root), "test", limit=1, download=bool(data.download))
 
 
 def prepare_data(experiment: Experiment, missing: list[tuple[str, int]], *,
