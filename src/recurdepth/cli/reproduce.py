@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "are generated with seed N (default: the preset's, 0); a non-default "
                         "seed writes to its own folder, e.g. reproduce/seed-100")
     add_experiment_options(p, out_default="reproduce/ for the default job, reproduce/<preset> "
-                                          "for --quick, --full or --preset, plus /seed-N for --seed N",
+                                          "for --quick, --full or --preset (reproduce/<preset>-quick "
+                                          "for an analysis preset's smoke form), plus /seed-N for "
+                                          "--seed N",
                            data_default="<out>/data for the CPU-sized runs, the preset's "
                                         "data.root with --preset")
     p.set_defaults(func=run)
