@@ -127,6 +127,25 @@ def test_bad_images_and_mismatched_runs(runs, tmp_path, capsys):
     _one_error_line(capsys, "different data", "image size")
 
 
+def test_out_of_range_layers_steps_image_side_and_iterations(runs, tmp_path, capsys):
+    rec, ff = str(runs["recurrent"]), str(runs["feedforward"])
+    assert main(["analyze", "featviz", ff, "--layers", "7", "--quiet"]) == 2
+    _one_error_line(capsys, "layer 7 does not exist", "choose 0 (stem) to 3")
+    assert main(["analyze", "featviz", rec, "--steps", "0", "--quiet"]) == 2
+    _one_error_line(capsys, "at least 1 step", "got 0")
+    assert main(["analyze", "rf", rec, "--image-side", "0"]) == 2
+    _one_error_line(capsys, "--image-side must be at least 1")
+    sweep = tmp_path / "sweep"
+    shutil.copytree(runs["recurrent"], sweep / "runs" / "one")
+    assert main(["analyze", "cka", str(sweep), "--quiet"]) == 2
+    _one_error_line(capsys, "is a sweep's folder, not a run folder", str(sweep / "runs" / "one"))
+    import recurdepth
+
+    for bad in (0, -2, "1..5", [1, 3], True):
+        with pytest.raises(recurdepth.ConfigError, match="iters must be a whole number"):
+            recurdepth.evaluate(rec, iters=bad)
+
+
 def test_family_without_iterations_is_refused(runs, tmp_path, capsys):
     run = tmp_path / "resnet"
     shutil.copytree(runs["recurrent"], run)

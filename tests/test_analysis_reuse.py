@@ -92,3 +92,8 @@ def test_real_model_counts_match_its_states():
     mlp = build_model("mlp", "recurrent", iters=2, width=5, dataset="emnist").eval()
     counts = activation_counts(mlp, torch.rand(3, 1, 28, 28))
     assert counts.shape == (2, 3, 5) and counts.max() <= 1
+
+
+def test_a_model_with_one_iteration_is_refused_by_its_count():
+    with pytest.raises(ConfigError, match="this one has 1: analyse a run with at least 2"):
+        reuse_histogram(torch.ones(1, 3, 4))

@@ -49,6 +49,10 @@ def test_sweep_overrides_reach_every_run_and_win_over_grid_and_rules():
     assert changed.name.startswith("quick-o") and changed.spec_hash != base.spec_hash
     axis = base.with_overrides(["model.width=4,6"], trials=1).runs()
     assert len(axis) == 8 and {r.config.model.width for r in axis} == {4, 6}
+    # Trials do not change what a run learns: they keep the experiment (and its database).
+    assert base.with_overrides([], trials=3).name == "quick"
+    assert changed.name == base.with_overrides(
+        ["train.epochs=1", "model.effective_depth=8", "optim.lr=0.5"], trials=3).name
 
 
 def test_sweep_cli_overrides_and_trials(tmp_path, capsys):

@@ -25,12 +25,24 @@ print(",".join(heavy))
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["mazes", "--help"],
                                   ["mazes", "generate", "--help"], ["models"],
-                                  ["models", "--family", "maze", "--format", "json"], []])
+                                  ["models", "--family", "maze", "--format", "json"],
+                                  ["presets"], ["presets", "show", "fig6_reuse"], []])
 def test_light_commands_never_import_torch(argv: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "torch" not in out.stdout.strip().split(","), f"{argv} imported {out.stdout.strip()}"
+
+
+def test_packages_load_their_public_names_on_first_use() -> None:
+    code = ("import sys, recurdepth, recurdepth.analysis, recurdepth.experiments, "
+            "recurdepth.training; print('torch' in sys.modules); "
+            "from recurdepth.analysis import analyze_cka; from recurdepth.experiments import "
+            "run_sweep; print(callable(analyze_cka) and callable(run_sweep))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_mazes_generate_never_imports_torch(tmp_path: Path) -> None:

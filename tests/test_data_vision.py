@@ -53,6 +53,17 @@ def test_cifar10_channel_order(tmp_path: Path) -> None:
     assert loaded.images[0, 0].eq(200).all() and loaded.images[0, 1:].eq(0).all()
 
 
+def test_cifar10_batch_with_bytes_keys_reads_the_same(tmp_path: Path) -> None:
+    """A batch re-saved from ``pickle.load(f, encoding="bytes")`` (keys b"data", b"labels")."""
+    import pickle
+
+    written = write_cifar10(tmp_path, per_batch=1, n_test=3)
+    batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    entry = pickle.loads(batch.read_bytes())
+    batch.write_bytes(pickle.dumps({k.encode(): v for k, v in entry.items()}, protocol=2))
+    _check(load_vision_split("cifar10", tmp_path, "test"), *written["test"], "cifar10")
+
+
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_svhn_mat(tmp_path: Path, split: str) -> None:
     written = write_svhn(tmp_path / "svhn")

@@ -40,3 +40,17 @@ def test_quickstart_runs_end_to_end(tmp_path):
     os.umask(umask)
     for f in (out / "sweep" / "report").iterdir():  # 0644 under the usual umask 022
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+@pytest.mark.slow
+def test_readme_python_api_snippet_runs(tmp_path):
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    start = readme.index("```python", readme.index("### Python API")) + len("```python")
+    snippet = readme[start:readme.index("```", start)]
+    check = "\nassert 0.0 <= out.result['last'] <= 1.0 and all(f.is_file() for f in out.files)\n"
+    (tmp_path / "snippet.py").write_text(snippet + check)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(EXAMPLES.parent / "src"), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]

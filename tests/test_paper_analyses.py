@@ -19,7 +19,7 @@ from fixtures_data import write_cifar10
 from recurdepth.cli import main
 from recurdepth.errors import ConfigError
 from recurdepth.experiments import load_experiment
-from recurdepth.report.paper_analyses import AnalysisPreset, list_analysis_presets
+from recurdepth.experiments.analysis_spec import AnalysisPreset, list_analysis_presets
 
 PAPER = {
     ("table3_probes", "feed-forward", "none"): [(84.7, 81.6), (94.1, 86.9), (99.3, 89.8),
@@ -126,6 +126,7 @@ def test_featviz_preset_and_rerun_reuses_the_trained_runs(workdir, monkeypatch, 
     assert (out / "trial-0" / "recurrent_vs_feed-forward" / "featviz.png").stat().st_size > 0
     rows = read_csv(out / "fig8_featviz.csv")
     assert {r["model"] for r in rows} == {"recurrent", "feed-forward"}
+    assert len(list((workdir / "reproduce").glob("fig2_cifar10-o*"))) == 1  # one shared sweep
     checkpoints = sorted((workdir / "reproduce").glob("fig2_cifar10-o*/runs/*/checkpoint_last.pt"))
     assert checkpoints
     before = {p: p.stat().st_mtime_ns for p in checkpoints}
@@ -170,7 +171,7 @@ def test_missing_data_stops_the_preset_before_any_run(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "cifar10 data set" in err
     assert "cifar-10-python.tar.gz" in err  # where to get it
-    assert not list(tmp_path.rglob("checkpoint_last.pt"))
+    assert not (tmp_path / "reproduce").exists()  # nothing made: no run, no empty folder
 
 
 def test_subset_keeps_the_full_experiments_run_ids():

@@ -205,7 +205,7 @@ CASES = [
                                                  *tiny(t / "s7")])[1], 2,
      r"says size 7, but the folder is for size 5"),
     # -- run folders ---------------------------------------------------------------------------
-    ("eval-missing-folder", lambda t, r: ["eval", str(t / "nothing")], 2, r"is not a run folder"),
+    ("eval-missing-folder", lambda t, r: ["eval", str(t / "nothing")], 2, r"nothing does not exist; give a run folder"),
     ("run-dir-is-a-file", lambda t, r: ["train", "--run-dir", str(_write(t / "f", "x")),
                                         *tiny(r["a"])], 1,
      r"(FileExistsError|NotADirectoryError): .*\(a file is in the way.*traceback in .*\.log"),

@@ -128,6 +128,10 @@ def test_report_cli_finds_the_database_by_file_folder_or_experiment(tmp_path, ca
     assert "run `recurdepth sweep quick` first" in capsys.readouterr().err
     assert main(["report", "no_such_preset"]) == 2
     assert "unknown experiment preset" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere does not exist; give a sweep's output folder" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2  # the sweep folder is one level down
+    assert "sweep folders inside it: " + str(tmp_path / "sweep") in capsys.readouterr().err
 
 
 def test_report_without_saved_evaluations_shows_nothing_extra(tmp_path):

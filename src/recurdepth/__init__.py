@@ -13,30 +13,16 @@ The public API (each name is imported on first use, so ``import recurdepth`` sta
 
 from __future__ import annotations
 
-from typing import Any
-
 from recurdepth.errors import ConfigError, DataError, RecurDepthError
+from recurdepth.lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "DataError", "RecurDepthError", "__version__", "analysis",
-           "build_model", "evaluate", "generate_mazes", "list_models", "report", "sweep", "train"]
 
 # name -> module that defines it; loaded on first use (the model zoo and training import torch).
-_LAZY = {"build_model": "recurdepth.models", "list_models": "recurdepth.models",
-         "train": "recurdepth.api", "sweep": "recurdepth.api", "evaluate": "recurdepth.api",
-         "generate_mazes": "recurdepth.api"}
-_SUBPACKAGES = ("analysis", "report")  # report is a callable package: recurdepth.report(folder)
-
-
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"recurdepth.{name}")
-    raise AttributeError(f"module 'recurdepth' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# The subpackages (recurdepth.analysis, recurdepth.report: a callable package) load the same way.
+_EXPORTS = {"build_model": "recurdepth.models", "list_models": "recurdepth.models",
+            "train": "recurdepth.api", "sweep": "recurdepth.api", "evaluate": "recurdepth.api",
+            "generate_mazes": "recurdepth.api"}
+__all__ = ["ConfigError", "DataError", "RecurDepthError", "__version__", "analysis",
+           "build_model", "evaluate", "generate_mazes", "list_models", "report", "sweep", "train"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

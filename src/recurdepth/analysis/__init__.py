@@ -5,52 +5,38 @@ The ``analyze_*`` functions run an analysis on trained run folders and write its
 PNG outputs, as ``recurdepth analyze`` does.
 """
 
-from recurdepth.analysis.cka import MinibatchCKA, StreamingLinearCKA, cka, cka_matrix, compare_models
-from recurdepth.analysis.features import Layer, capture, feature_batches, layers
-from recurdepth.analysis.featviz import FeatVizConfig, preset, visualize, visualize_layers
-from recurdepth.analysis.probes import ProbeResult, probe_model, train_probes
-from recurdepth.analysis.receptive_field import (
-    analytic_receptive_field,
-    measured_receptive_field,
-    receptive_field_table,
-)
-from recurdepth.analysis.reuse import ReuseResult, activation_counts, reuse_histogram
-from recurdepth.analysis.runs import (
-    AnalysisOutput,
-    analyze_cka,
-    analyze_featviz,
-    analyze_probes,
-    analyze_receptive_field,
-    analyze_reuse,
-)
+from recurdepth.lazy import lazy_exports
 
-__all__ = [
-    "AnalysisOutput",
-    "FeatVizConfig",
-    "Layer",
-    "MinibatchCKA",
-    "ProbeResult",
-    "ReuseResult",
-    "StreamingLinearCKA",
-    "activation_counts",
-    "analyze_cka",
-    "analyze_featviz",
-    "analyze_probes",
-    "analyze_receptive_field",
-    "analyze_reuse",
-    "analytic_receptive_field",
-    "capture",
-    "cka",
-    "cka_matrix",
-    "compare_models",
-    "feature_batches",
-    "layers",
-    "measured_receptive_field",
-    "preset",
-    "probe_model",
-    "receptive_field_table",
-    "reuse_histogram",
-    "train_probes",
-    "visualize",
-    "visualize_layers",
-]
+# name -> module that defines it; imported on first use (most of them import torch).
+_EXPORTS = {
+    "MinibatchCKA": "recurdepth.analysis.cka",
+    "StreamingLinearCKA": "recurdepth.analysis.cka",
+    "cka": "recurdepth.analysis.cka",
+    "cka_matrix": "recurdepth.analysis.cka",
+    "compare_models": "recurdepth.analysis.cka",
+    "Layer": "recurdepth.analysis.features",
+    "capture": "recurdepth.analysis.features",
+    "feature_batches": "recurdepth.analysis.features",
+    "layers": "recurdepth.analysis.features",
+    "FeatVizConfig": "recurdepth.analysis.featviz",
+    "preset": "recurdepth.analysis.featviz",
+    "visualize": "recurdepth.analysis.featviz",
+    "visualize_layers": "recurdepth.analysis.featviz",
+    "ProbeResult": "recurdepth.analysis.probes",
+    "probe_model": "recurdepth.analysis.probes",
+    "train_probes": "recurdepth.analysis.probes",
+    "analytic_receptive_field": "recurdepth.analysis.receptive_field",
+    "measured_receptive_field": "recurdepth.analysis.receptive_field",
+    "receptive_field_table": "recurdepth.analysis.receptive_field",
+    "ReuseResult": "recurdepth.analysis.reuse",
+    "activation_counts": "recurdepth.analysis.reuse",
+    "reuse_histogram": "recurdepth.analysis.reuse",
+    "AnalysisOutput": "recurdepth.analysis.runs",
+    "analyze_cka": "recurdepth.analysis.runs",
+    "analyze_featviz": "recurdepth.analysis.runs",
+    "analyze_probes": "recurdepth.analysis.runs",
+    "analyze_receptive_field": "recurdepth.analysis.runs",
+    "analyze_reuse": "recurdepth.analysis.runs",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -395,6 +395,10 @@ def choose_method(model_a: torch.nn.Module, model_b: torch.nn.Module, inputs: Te
     return ("exact" if need <= max_bytes else "minibatch"), need
 
 
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f} GiB" if n_bytes >= 2**28 else f"{n_bytes / 2**20:.1f} MiB"
+
+
 def compare_models(model_a: torch.nn.Module, model_b: torch.nn.Module, inputs: Tensor, *,
                    method: str = "auto", batch_size: int = 250, include_stem: bool = True,
                    max_bytes: int = 4 << 30, device: str | torch.device = "cpu",
@@ -410,6 +414,8 @@ def compare_models(model_a: torch.nn.Module, model_b: torch.nn.Module, inputs: T
     """
     from tqdm import tqdm
 
+    from recurdepth.progress import bar_disable
+
     from recurdepth.analysis.features import feature_batches, layers, require_unrolled
 
     if method not in METHODS:
@@ -423,9 +429,9 @@ def compare_models(model_a: torch.nn.Module, model_b: torch.nn.Module, inputs: T
     if method == "auto":
         method = "exact" if needed <= max_bytes else "minibatch"
     elif method == "exact" and needed > max_bytes:
-        raise ConfigError(f"exact CKA of {len(inputs)} images needs {needed / 2**30:.1f} GiB, "
-                          f"over the {max_bytes / 2**30:.1f} GiB budget: use --method minibatch, "
-                          f"fewer --images or a larger --max-gib")
+        raise ConfigError(f"exact CKA of {len(inputs)} images needs {_size(needed)}, over the "
+                          f"{_size(max_bytes)} budget: use --method minibatch, fewer --images or "
+                          f"a larger --max-gib")
     batch_size = min(batch_size, len(inputs))  # one batch of every image is the exact value
     usable = len(inputs) if method == "exact" else len(inputs) - len(inputs) % batch_size
     if method == "minibatch" and batch_size < 4:
@@ -437,7 +443,7 @@ def compare_models(model_a: torch.nn.Module, model_b: torch.nn.Module, inputs: T
     steps = -(-len(inputs) // batch_size)
     acc = MinibatchCKA(len(names[0]), len(names[1]))
     kept: tuple[list[list[Tensor]], list[list[Tensor]]] = ([], [])
-    for fa, fb in tqdm(zip(*streams), total=steps, desc="CKA", disable=not progress):
+    for fa, fb in tqdm(zip(*streams), total=steps, desc="CKA", disable=bar_disable(progress)):
         if method == "minibatch":
             acc.update(fa, fb, inplace=True)
         else:

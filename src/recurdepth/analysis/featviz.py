@@ -233,7 +233,9 @@ def _optimise(net: UnrolledNet, layer_index: int, filters: Sequence[int], cfg: F
               device: str | torch.device, progress: bool) -> Visualisation:
     from tqdm import tqdm
 
-    layer = _layer(net, layer_index)
+    from recurdepth.progress import bar_disable
+
+    layer = layer_at(net, layer_index)
     first_conv = next((m for m in net.stem.modules() if isinstance(m, nn.Conv2d)), None)
     if first_conv is None:
         raise ConfigError(f"feature visualisation needs a convolutional model, not "
@@ -242,6 +244,8 @@ def _optimise(net: UnrolledNet, layer_index: int, filters: Sequence[int], cfg: F
     n = len(filters)
     if n < 1:
         raise ConfigError("give at least one filter to visualise")
+    if cfg.steps < 1:
+        raise ConfigError(f"feature visualisation needs at least 1 step, got {cfg.steps}")
     g = torch.Generator().manual_seed(cfg.seed)
     m = torch.tensor(mean or [0.0] * in_channels, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std or [1.0] * in_channels, device=device).view(1, -1, 1, 1)
@@ -256,7 +260,7 @@ def _optimise(net: UnrolledNet, layer_index: int, filters: Sequence[int], cfg: F
     try:
         with torch.no_grad():
             start = _floats(_objective(net, x, layer_index, filters, cfg, weights, prior))
-        for _ in tqdm(range(cfg.steps), desc=f"featviz {layer.name}", disable=not progress):
+        for _ in tqdm(range(cfg.steps), desc=f"featviz {layer.name}", disable=bar_disable(progress)):
             opt.zero_grad(set_to_none=True)
             step = _objective(net, jitter(x, cfg.jitter, g), layer_index, filters, cfg,
                               weights, prior)
@@ -275,12 +279,14 @@ def _optimise(net: UnrolledNet, layer_index: int, filters: Sequence[int], cfg: F
                          weights=weights, final=terms or end, start=start, end=end)
 
 
-def _layer(model: UnrolledNet, index: int) -> Layer:
+def layer_at(model: UnrolledNet, index: int) -> Layer:
+    """Layer ``index`` (0 = stem) of ``model``; recurrent models go past their trained iterations."""
     available = layers(model, max(index, model.iters) if model.recurrent else None)
     for layer in available:
         if layer.index == index:
             return layer
-    raise ConfigError(f"layer {index} does not exist: choose 0 (stem) to {model.iters}")
+    more = " or more (iterations past the trained ones)" if model.recurrent else ""
+    raise ConfigError(f"layer {index} does not exist: choose 0 (stem) to {model.iters}{more}")
 
 
 def visualize_layers(model: nn.Module, cfg: FeatVizConfig, *, filters: Sequence[int],

@@ -152,6 +152,8 @@ def _fit(make: Callable[[], Iterable[Batch]], norms: list[tuple[Tensor, Tensor]]
     """Train one probe per layer and per weight decay of ``decays[layer]``, all in one loop."""
     from tqdm import tqdm
 
+    from recurdepth.progress import bar_disable
+
     probes = [nn.ModuleList(nn.Linear(len(mean), num_classes) for _ in ds).to(device)
               for (mean, _), ds in zip(norms, decays)]
     for group in probes:
@@ -164,7 +166,7 @@ def _fit(make: Callable[[], Iterable[Batch]], norms: list[tuple[Tensor, Tensor]]
     steps = sum(1 for _ in make())
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps))
     order_rng = random.Random(seed)
-    for _ in tqdm(range(epochs), desc="probes", disable=not progress):
+    for _ in tqdm(range(epochs), desc="probes", disable=bar_disable(progress)):
         batches = make()
         if isinstance(batches, list):
             batches = order_rng.sample(batches, len(batches))

@@ -68,6 +68,9 @@ def reuse_histogram(counts: Tensor, *, k: int | None = None, bins: int = 10,
     if unit not in UNITS:
         raise ConfigError(choices_message("reuse unit", unit, UNITS))
     iters, images, filters = counts.shape
+    if iters < 2:
+        raise ConfigError(f"reuse compares a model's iterations, and this one has {iters}: "
+                          "analyse a run with at least 2 iterations / blocks")
     k = min(5, iters) if k is None else int(k)
     if not 2 <= k <= iters:
         raise ConfigError(f"k must be between 2 and the number of iterations ({iters}), got {k}; "

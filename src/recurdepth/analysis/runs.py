@@ -139,8 +139,10 @@ def analyze_reuse(run_dir: PathLike, control: PathLike | None = None, *,
         counts = activation_counts(model, inputs, batch_size=batch_size, device=device)
         res = results[name] = reuse_histogram(counts, k=k, bins=bins, unit=unit)
         lines.append(f"{name}: {res.active_pairs:,} active {unit}s, {res.never_active_filters} "
-                     f"filters never active; mean ratio of the 2nd..{ordinal(res.ranks[-1])} most "
-                     "active iteration: " + ", ".join(f"{m:.3f}" for m in res.mean_ratio))
+                     f"filters never active; mean share of the most active iteration's activity "
+                     "at the " + ", ".join(f"{ordinal(r)} ({m:.3f})"
+                                           for r, m in zip(res.ranks, res.mean_ratio))
+                     + " most active")
     folder = output_folder(run_dir, "reuse", control, out)
     result = {"images": len(inputs), "image_seed": seed, "unit": unit,
               "models": {k_: v.to_dict() for k_, v in results.items()}}
@@ -172,7 +174,7 @@ def parse_pools(values: list[str | int | None]) -> list[int | None]:
 
 
 def analyze_probes(run_dir: PathLike, run_dir2: PathLike | None = None, *,
-                   pools: list[str | int | None] = (None,), train_images: int | None = None,
+                   pool: list[str | int | None] = (None,), train_images: int | None = None,
                    test_images: int | None = None, epochs: int = 20, lr: float = 0.01,
                    weight_decay: float | None = None, batch_size: int = 100,
                    labels: list[str] | None = None, out: PathLike | None = None,
@@ -180,7 +182,8 @@ def analyze_probes(run_dir: PathLike, run_dir2: PathLike | None = None, *,
                    data_root: PathLike | None = None, progress: bool = True) -> AnalysisOutput:
     """Linear probes on the frozen features after every block / iteration of one or two runs.
 
-    ``pools``: adaptive average pooling sizes (None: no pooling), one probe set per size;
+    ``pool``: adaptive average pooling sizes (None or "none": no pooling), one probe set per
+    size, as ``--pool``;
     ``weight_decay`` None picks it per layer on a validation fifth of the training set.
     """
     from recurdepth.analysis.features import analysis_data
@@ -191,7 +194,7 @@ def analyze_probes(run_dir: PathLike, run_dir2: PathLike | None = None, *,
                           flag="--train-images")
     test = analysis_data(runs[0].config, "test", test_images, device=device,
                          flag="--test-images")
-    sizes = parse_pools(list(pools))
+    sizes = parse_pools([pool] if isinstance(pool, (str, int)) or pool is None else list(pool))
     results: dict[str, list] = {}
     for label, loaded in zip(_labels(runs, labels), runs):
         for pool in sizes:
@@ -309,8 +312,7 @@ def analyze_featviz(run_dir: PathLike, run_dir2: PathLike | None = None, *,
     two runs, as an image grid like Figures 7-8 (appendix A.6 settings with ``preset='paper'``)."""
     from dataclasses import replace
 
-    from recurdepth.analysis.features import layers as layer_list
-    from recurdepth.analysis.featviz import plot_grid, visualize_layers
+    from recurdepth.analysis.featviz import layer_at, plot_grid, visualize_layers
     from recurdepth.analysis.featviz import preset as featviz_preset
     from recurdepth.data.registry import get_dataset
 
@@ -318,7 +320,7 @@ def analyze_featviz(run_dir: PathLike, run_dir2: PathLike | None = None, *,
                       same_data=False)
     cfg0 = runs[0].config
     cfg = featviz_preset(preset, cfg0.data.name)
-    cfg = replace(cfg, seed=seed, **({"steps": steps} if steps else {}))
+    cfg = replace(cfg, seed=seed, **({"steps": steps} if steps is not None else {}))
     info = get_dataset(cfg0.data.name)
     size = image_size or input_side(cfg0)
     filters = list(filters or range(4))
@@ -327,7 +329,8 @@ def analyze_featviz(run_dir: PathLike, run_dir2: PathLike | None = None, *,
         lo.model, cfg, filters=filters, layer_indices=layers, image_size=size, mean=info.mean,
         std=info.std, device=device, progress=progress) for name, lo in zip(names, runs)}
     folder = output_folder(run_dir, "featviz", run_dir2, out)
-    depth = {name: {layer.name: layer.effective_depth for layer in layer_list(lo.model)}
+    depth = {name: {v.layer: layer_at(lo.model, i).effective_depth
+                    for i, v in zip(layers or range(len(columns[name])), columns[name])}
              for name, lo in zip(names, runs)}
     plot_grid(columns, str(folder / "featviz.png"), show=len(filters),
               depth_of=lambda name, vis: depth[name][vis.layer])
@@ -357,13 +360,17 @@ def analyze_receptive_field(run_dir: PathLike | None = None, *, family: str | No
 
     if max_iters < 1:
         raise ConfigError(f"--max-iters must be at least 1, got {max_iters}")
+    if image_side is not None and image_side < 1:
+        raise ConfigError(f"--image-side must be at least 1 pixel, got {image_side}")
     run_dilation = 1
     if run_dir is not None:
         from recurdepth.training.config import read_resolved
 
+        from recurdepth.training.run import not_a_run_message
+
         config_file = Path(run_dir) / "config.yaml"
         if not config_file.exists():
-            raise ConfigError(f"{run_dir} is not a run folder (no config.yaml)")
+            raise ConfigError(not_a_run_message(Path(run_dir)))
         cfg = read_resolved(config_file)
         family, dataset = cfg.model.family, cfg.data.name
         run_dilation = int(cfg.model.options.get("dilation") or 1)

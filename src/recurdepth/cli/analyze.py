@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "analyze", help="analyses of trained runs: reuse, probes, CKA, feature vis., receptive field",
         description="Analyses of the paper's §5 and appendix on trained run folders. Each writes "
         "JSON/CSV numbers and a PNG figure into an analysis folder (default "
-        "RUN_DIR/analysis/<analysis>).",
+        "RUN_DIR/analysis/<analysis>, or RUN_DIR/analysis/<analysis>/<RUN>_vs_<RUN2> for two "
+        "runs). The same analyses run from Python: recurdepth.analysis.analyze_<analysis>. The "
+        "paper's analysis results, with its numbers beside ours: `recurdepth reproduce --preset "
+        "NAME` (see `recurdepth presets`).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     analyses = p.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
 
@@ -34,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         if second:
             q.add_argument("run_dir2", type=Path, nargs="?", metavar="RUN_DIR2", help=second)
         q.add_argument("--out", type=Path, metavar="DIR",
-                       help="output folder (default: RUN_DIR/analysis/<analysis>)")
+                       help="output folder (default: RUN_DIR/analysis/<analysis>, with "
+                            "/<RUN>_vs_<RUN2> for two runs)")
         q.add_argument("--device", default="cpu", help="torch device (default: cpu)")
         q.add_argument("--data-root", metavar="DIR", help="data folder (default: the run's)")
         q.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
@@ -152,7 +156,7 @@ def run_probes(args: argparse.Namespace) -> int:
     from recurdepth.analysis.runs import analyze_probes
 
     return _finish(analyze_probes(
-        args.run_dir, args.run_dir2, pools=args.pool, train_images=args.train_images,
+        args.run_dir, args.run_dir2, pool=args.pool, train_images=args.train_images,
         test_images=args.test_images, epochs=args.epochs, lr=args.lr,
         weight_decay=args.weight_decay, batch_size=args.batch_size, **_common(args)))
 

@@ -39,9 +39,9 @@ def summary(description: str, width: int = 90) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from recurdepth.errors import ConfigError
+    from recurdepth.experiments.analysis_spec import (analysis_preset_path,
+                                                      list_analysis_presets, load_analysis_preset)
     from recurdepth.experiments.spec import list_presets, load_experiment, preset_path
-    from recurdepth.report.paper_analyses import (analysis_preset_path, list_analysis_presets,
-                                                  load_analysis_preset)
 
     experiments, analyses = list_presets(), list_analysis_presets()
     if args.action == "list":

@@ -132,14 +132,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analysis_presets() -> list[str]:
-    from recurdepth.report.paper_analyses import list_analysis_presets
+    from recurdepth.experiments.analysis_spec import list_analysis_presets
 
     return list_analysis_presets()
 
 
 def run_analysis(args: argparse.Namespace) -> int:
     """An analysis preset: train (or reuse) its runs, analyse them, print the paper table."""
-    from recurdepth.report.paper_analyses import load_analysis_preset, run_analysis_preset
+    from recurdepth.experiments.analysis_spec import load_analysis_preset
+    from recurdepth.report.paper_analyses import run_analysis_preset
 
     if args.full:
         raise ConfigError(f"--full has no meaning for analysis preset {args.preset!r}: it runs "
@@ -163,6 +164,7 @@ def run_analysis(args: argparse.Namespace) -> int:
             print(f"  failed: {run_name}: {error.splitlines()[0]}")
         return 1
     print()
+    print(f"{done.table.title}\n{done.table.note}\n")
     print(done.table.markdown())
     for line in done.findings:
         print(line)

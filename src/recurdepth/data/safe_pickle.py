@@ -90,6 +90,11 @@ def read_cifar_batches(paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.n
     images, labels = [], []
     for path in paths:
         entry = load_restricted(path)
+        if isinstance(entry, dict):
+            # Python 2 wrote the official files' keys as str; a batch re-saved from what
+            # pickle.load(f, encoding="bytes") shows has bytes keys (b"data"): the same batch.
+            entry = {k.decode("latin1") if isinstance(k, bytes) else k: v
+                     for k, v in entry.items()}
         if not isinstance(entry, dict) or "data" not in entry or not (
                 "labels" in entry or "fine_labels" in entry):
             raise DataError(f"{path} is not a CIFAR-10 batch (expected a dict with 'data' and "

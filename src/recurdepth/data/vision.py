@@ -107,14 +107,17 @@ def _split_files(name: str, root: Path, split: str) -> list[Path]:
     return [folder / f for f in files if f"{split}_" in f or f"-{split}-" in f]
 
 
-def _missing_message(name: str, root: Path, problem: str) -> str:
+def _missing_message(name: str, root: Path, problem: str, *, download: bool = False) -> str:
     folder, files = dataset_location(name, root)
     how = _SOURCES[name].format(root=root, folder=folder)
+    fetch = ("" if download else
+             f"let it download (data.download=true, e.g. `recurdepth train data.name={name} "
+             f"model.family=mlp model.effective_depth=3 data.root={root} data.download=true`; "
+             f"download=True in Python), or ")
     return (
-        f"{name} data set {problem} in {folder} (expected {', '.join(files)})"
-        f". Download it by adding data.download=true to the train command (e.g. `recurdepth train"
-        f" data.name={name} model.family=mlp model.effective_depth=3 data.root={root}"
-        f" data.download=true`; download=True in Python), or {how}."
+        f"{name} data set {problem} in {folder} (expected {', '.join(files)}). To fix it, "
+        f"{fetch}{how}; or point to a folder that holds it (data.root=DIR for `train`, "
+        f"--data-root DIR for `sweep` and `reproduce`)."
     )
 
 
@@ -188,7 +191,7 @@ def load_vision_split(
     except Exception as exc:  # torchvision raises RuntimeError, pickle/scipy/OSError their own
         action = "downloaded or read" if download else "read"
         problem = f"could not be {action} ({type(exc).__name__}: {exc})"
-        raise DataError(_missing_message(name, root_path, problem)) from exc
+        raise DataError(_missing_message(name, root_path, problem, download=download)) from exc
     info = get_dataset(name)
     expected = (info.in_channels, info.image_size, info.image_size)
     if images.dim() != 4 or tuple(images.shape[1:]) != expected or len(labels) != len(images):

@@ -1,9 +1,20 @@
 """Experiments: experiment files and presets, sweeps (local or Ray), the results database."""
 
-from recurdepth.experiments.executors import LocalExecutor, RayExecutor, make_executor
-from recurdepth.experiments.spec import Experiment, RunSpec, list_presets, load_experiment
-from recurdepth.experiments.store import ResultStore, RunRecord
-from recurdepth.experiments.sweep import SweepSummary, run_sweep
+from recurdepth.lazy import lazy_exports
 
-__all__ = ["Experiment", "LocalExecutor", "RayExecutor", "ResultStore", "RunRecord", "RunSpec",
-           "SweepSummary", "list_presets", "load_experiment", "make_executor", "run_sweep"]
+# name -> module that defines it; imported on first use (most of them import torch).
+_EXPORTS = {
+    "LocalExecutor": "recurdepth.experiments.executors",
+    "RayExecutor": "recurdepth.experiments.executors",
+    "make_executor": "recurdepth.experiments.executors",
+    "Experiment": "recurdepth.experiments.spec",
+    "RunSpec": "recurdepth.experiments.spec",
+    "list_presets": "recurdepth.experiments.spec",
+    "load_experiment": "recurdepth.experiments.spec",
+    "ResultStore": "recurdepth.experiments.store",
+    "RunRecord": "recurdepth.experiments.store",
+    "SweepSummary": "recurdepth.experiments.sweep",
+    "run_sweep": "recurdepth.experiments.sweep",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

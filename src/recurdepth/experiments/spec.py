@@ -32,14 +32,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from recurdepth.errors import ConfigError, choices_message
 from recurdepth.io import read_yaml
 from recurdepth.paths import check_name
 from recurdepth.training.config import RunConfig, identity_hash, resolve_portable
+
+if TYPE_CHECKING:
+    import torch
 
 EXPERIMENT_KEYS = ("name", "description", "trials", "base", "grid", "rules", "prepare")
 PREPARE_KEYS = {"mazes": ("n_train", "n_test", "seed")}
@@ -94,6 +95,8 @@ def run_id(config: RunConfig) -> str:
 
 def build_meta_model(config: RunConfig) -> torch.nn.Module:
     """Build the model of a resolved ``config`` on the meta device (structure, no memory)."""
+    import torch
+
     from recurdepth.training.run import make_model
 
     with torch.device("meta"):
@@ -205,8 +208,10 @@ class Experiment:
         """A copy with ``key=value`` overrides (``key=v1,v2`` makes a grid axis) and ``trials``.
 
         A single value replaces the key's grid axis if it has one, and otherwise is set after the
-        grid and the rules (an override always wins). The copy is named ``<name>-o<hash>`` so that
-        its results never mix with the unmodified experiment's database.
+        grid and the rules (an override always wins). With overrides the copy is named
+        ``<name>-o<hash of the overrides>`` so that its results never mix with the unmodified
+        experiment's database; trials alone keep the name (more trials extend the database,
+        fewer reuse its first trials).
         """
         from recurdepth.training.config import is_multirun, parse_multirun, parse_override
 
@@ -231,8 +236,9 @@ class Experiment:
                 else:
                     fixed[key] = value
         rules = [*self.rules, {"when": {}, "set": fixed}] if fixed else list(self.rules)
-        changes = {"overrides": list(overrides), "trials": trials}
-        return Experiment(**{**self.__dict__, "name": f"{self.name}-o{short_hash(changes, 8)}",
+        name = f"{self.name}-o{short_hash({'overrides': list(overrides)}, 8)}" if overrides \
+            else self.name
+        return Experiment(**{**self.__dict__, "name": name,
                              "grid": [g for g in grid if g] or [],
                              "rules": rules, "trials": trials or self.trials})
 

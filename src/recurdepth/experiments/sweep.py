@@ -30,6 +30,7 @@ from recurdepth.experiments.store import (
     unfinished,
 )
 from recurdepth.locks import writer_lock
+from recurdepth.progress import bar_disable
 
 
 @dataclass
@@ -105,12 +106,7 @@ def _maze_data_present(root: str, size: int) -> bool:
 
 
 def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, int]]:
-    """Maze data sets to generate; DataError if one is missing and the experiment cannot make it.
-
-    Other data sets held in memory are read (downloaded once here when the runs may download
-    them, rather than by every worker at once), so a missing one stops the sweep before any run.
-    """
-    _check_stored_data(runs)
+    """Maze data sets to generate; DataError if one is missing and the experiment cannot make it."""
     missing = sorted(s for s in _maze_sizes(runs) if not _maze_data_present(*s))
     if missing and "mazes" not in experiment.prepare:
         root, size = missing[0]
@@ -121,7 +117,12 @@ def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, i
     return missing
 
 
-def _check_stored_data(runs: list[RunSpec]) -> None:
+def check_stored_data(runs: list[RunSpec]) -> None:
+    """Read each in-memory data set the runs use once; DataError if one is missing.
+
+    A data set the runs may download is downloaded here, once, rather than by every worker at
+    once, so a missing one stops the sweep before any run and before its folder is made.
+    """
     from recurdepth.data.registry import get_dataset
 
     seen = set()
@@ -166,6 +167,7 @@ def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,
     if db_path.exists() and not unfinished(db_path):  # another experiment's folder stays untouched
         with ResultStore.open_existing(db_path) as existing:
             existing.check_identity(experiment)
+    check_stored_data(runs)  # a missing data set leaves no folder behind
     with writer_lock(out_dir, "sweep output"):  # one sweep per folder; removes stale temp files
         return _run_sweep(experiment, runs, out_dir, executor=executor, train_fn=train_fn,
                           progress=progress, on_event=on_event)
@@ -197,7 +199,7 @@ def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
                       str(run_dirs[r.run_id])) for r in todo]
         epochs = {t.run_id: int(t.config["train"]["epochs"]) for t in tasks}
         bar = tqdm(total=sum(epochs.values()), desc=f"sweep {experiment.name}", unit="epoch",
-                   disable=None if progress and tasks else True, position=0)
+                   disable=bar_disable(bool(progress and tasks)), position=0)
         running: dict[str, Task] = {}
         done_epochs = 0
 

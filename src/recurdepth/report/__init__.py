@@ -224,7 +224,14 @@ def find_db(target: str | Path, out: str | Path | None = None) -> Path:
     if path.is_dir():
         if (path / DB_NAME).is_file():
             return path / DB_NAME
-        raise DataError(f"{path} holds no {DB_NAME}; give the sweep's output folder or database")
+        sweeps = sorted(p.parent for p in path.glob(f"*/{DB_NAME}"))
+        hint = f" (sweep folders inside it: {', '.join(map(str, sweeps[:3]))})" if sweeps else ""
+        raise DataError(f"{path} holds no {DB_NAME}; give the sweep's output folder or "
+                        f"database{hint}")
+    if path.suffix == ".sqlite" or (("/" in target or "\\" in target)
+                                    and path.suffix not in (".yaml", ".yml")):
+        raise DataError(f"{path} does not exist; give a sweep's output folder, its {DB_NAME}, "
+                        f"or an experiment preset name")
     experiment = load_experiment(target)
     db = db_path_for(out if out is not None else default_out_dir(experiment))
     if not db.is_file():

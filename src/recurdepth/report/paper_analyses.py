@@ -1,23 +1,7 @@
 """The paper's analysis results as presets: Tables 3, 6 and 7 (probes), Figure 6 (reuse), the CKA
 values and Figures 7-8 (feature visualisation), with the paper's numbers beside ours.
 
-An analysis preset (YAML, shipped in ``experiments/analysis_presets``) names the experiment whose
-runs it analyses and picks its configurations by grid values::
-
-    name: table3_probes
-    title: "Tables 3 and 6: ..."     # the table's and figure's title
-    description: ...
-    of: fig2_cifar10                 # the experiment preset the analysed runs come from
-    trials: 3                        # trials of each configuration analysed (seed = base + t)
-    runs:                            # label -> grid values picking one configuration
-      feed-forward: {model.family: residual, model.mode: feedforward, model.effective_depth: 19}
-      recurrent: {model.family: residual, model.mode: recurrent, model.effective_depth: 19}
-    analysis: probes                 # reuse | probes | cka | featviz
-    groups: [[feed-forward, recurrent]]   # the runs analysed together (one analysis call each)
-    options: {pools: [none, 4]}      # keyword arguments of recurdepth.analysis.analyze_<analysis>
-    paper: [...]                     # the paper's numbers (per analysis, see the table builders)
-    quick: {overrides: [...], trials: 1, options: {...}}   # the CPU-sized smoke form
-
+The presets themselves (files, parsing, checks): :mod:`recurdepth.experiments.analysis_spec`.
 The runs are trained through the sweep of that experiment (its run names and ids, so a finished
 run is reused) in the experiment's folder beside the analysis folder: ``reproduce/fig2_cifar10``
 next to ``reproduce/table3_probes``. The quick form applies its overrides, which makes its own
@@ -26,113 +10,22 @@ experiment (``<of>-o<hash>``) and never touches the full-size runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from recurdepth.errors import ConfigError, choices_message
-from recurdepth.io import atomic_write_json, read_yaml
+from recurdepth.errors import ConfigError
+from recurdepth.experiments.analysis_spec import AnalysisPreset
+from recurdepth.io import atomic_write_json
 from recurdepth.report.tables import Table
 
-PRESET_KEYS = ("name", "title", "description", "of", "trials", "runs", "analysis", "groups", "options",
-               "paper", "quick")
-QUICK_KEYS = ("overrides", "trials", "options")
-ANALYSES = ("reuse", "probes", "cka", "featviz")
+QUICK_NOTE = ("**Smoke form (--quick)**: tiny models trained briefly on a few images; these "
+              "numbers check the pipeline, not the paper.")
 REUSE_THRESHOLD = 0.2  # §5: "at least 20% of the activity of their most active iteration"
-
-
-@dataclass(frozen=True)
-class AnalysisPreset:
-    """A parsed analysis preset; :func:`run_analysis_preset` runs it."""
-
-    name: str
-    of: str
-    runs: dict[str, dict[str, Any]]
-    analysis: str
-    groups: list[list[str]]
-    trials: int = 1
-    options: dict[str, Any] = field(default_factory=dict)
-    paper: list[dict[str, Any]] = field(default_factory=list)
-    quick: dict[str, Any] = field(default_factory=dict)
-    title: str = ""
-    description: str = ""
-    source: str | None = None
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, source: str | None = None) -> AnalysisPreset:
-        """Parse and check an analysis preset mapping (ConfigError naming the bad key)."""
-        where = f" in {source}" if source else ""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"an analysis preset must be a mapping{where}")
-        unknown = sorted(set(d) - set(PRESET_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown analysis-preset key(s) {', '.join(map(repr, unknown))}"
-                              f"{where}; valid keys: {', '.join(PRESET_KEYS)}")
-        for key in ("name", "of", "runs", "analysis", "groups"):
-            if not d.get(key):
-                raise ConfigError(f"the analysis preset needs {key!r}{where}")
-        if d["analysis"] not in ANALYSES:
-            raise ConfigError(choices_message("analysis", d["analysis"], ANALYSES) + where)
-        runs = {str(k): dict(v) for k, v in dict(d["runs"]).items()}
-        groups = [[str(x) for x in g] for g in d["groups"]]
-        for g in groups:
-            bad = [x for x in g if x not in runs]
-            if bad or not 1 <= len(g) <= 2:
-                raise ConfigError(f"group {g} must name one or two of the runs "
-                                  f"({', '.join(runs)}){where}")
-        for opts in (d.get("options") or {}, (d.get("quick") or {}).get("options") or {}):
-            _check_options(d["analysis"], opts, where)
-        quick = dict(d.get("quick") or {})
-        bad_quick = sorted(set(quick) - set(QUICK_KEYS))
-        if bad_quick:
-            raise ConfigError(f"unknown quick key(s) {', '.join(bad_quick)}{where}; valid keys: "
-                              f"{', '.join(QUICK_KEYS)}")
-        return cls(name=str(d["name"]), of=str(d["of"]), runs=runs, analysis=d["analysis"],
-                   groups=groups, trials=int(d.get("trials", 1)),
-                   options=dict(d.get("options") or {}), paper=list(d.get("paper") or []),
-                   quick=quick, title=str(d.get("title") or d["name"]),
-                   description=" ".join(str(d.get("description", "")).split()),
-                   source=source)
-
-    def experiment(self, *, quick: bool = False) -> Any:
-        """The experiment that trains the analysed runs (the quick form's when ``quick``)."""
-        from recurdepth.experiments.spec import load_experiment
-
-        full = load_experiment(self.of).subset(list(self.runs.values()), trials=self.trials)
-        if not quick:
-            return full
-        return full.with_overrides(list(self.quick.get("overrides", [])),
-                                   trials=self.quick.get("trials", self.trials))
-
-    def analysis_options(self, *, quick: bool = False) -> dict[str, Any]:
-        """Keyword arguments of the analysis function (the quick form's merged in)."""
-        return {**self.options, **(self.quick.get("options", {}) if quick else {})}
-
-
-def _folder() -> Any:
-    return resources.files("recurdepth.experiments") / "analysis_presets"
-
-
-def list_analysis_presets() -> list[str]:
-    """Names of the analysis presets shipped with the package, sorted."""
-    return sorted(p.name[: -len(".yaml")] for p in _folder().iterdir() if p.name.endswith(".yaml"))
-
-
-def analysis_preset_path(name: str) -> Path:
-    """Path of the shipped analysis preset ``name`` (ConfigError listing them when unknown)."""
-    if name not in list_analysis_presets():
-        raise ConfigError(choices_message("analysis preset", name, list_analysis_presets()))
-    return Path(str(_folder() / f"{name}.yaml"))
-
-
-def load_analysis_preset(name: str) -> AnalysisPreset:
-    """Load a shipped analysis preset by name."""
-    path = analysis_preset_path(name)
-    return AnalysisPreset.from_dict(read_yaml(path, what="analysis preset"), source=str(path))
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -179,6 +72,8 @@ def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool 
                      out / f"trial-{trial}" / _folder_name(group), options, device, progress)
             for group in preset.groups]
     table, findings = TABLES[preset.analysis](preset, result.outputs)
+    if quick:
+        table = dataclasses.replace(table, note=f"{QUICK_NOTE} {table.note}")
     result.table, result.findings = table, findings
     figures = [_plot_against_paper(table, out / f"{preset.name}.png")] \
         if preset.analysis == "probes" else []
@@ -228,24 +123,6 @@ def _analyse(preset: AnalysisPreset, folders: list[Path], labels: list[str], out
               **options)
 
 
-# Set by the preset runner itself, not by a preset's options.
-_RUNNER_ARGS = ("labels", "out", "device", "progress", "data_root")
-
-
-def _check_options(analysis: str, options: Mapping[str, Any], where: str) -> None:
-    """ConfigError naming an option that ``analyze_<analysis>`` does not take."""
-    import inspect
-
-    from recurdepth.analysis import runs as analysis_runs
-
-    params = inspect.signature(getattr(analysis_runs, f"analyze_{analysis}")).parameters
-    valid = [n for n, p in params.items()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _RUNNER_ARGS]
-    for key in options:
-        if key not in valid:
-            raise ConfigError(choices_message(f"{analysis} option", key, valid) + where)
-
-
 # -- tables: ours beside the paper's --------------------------------------------------------------
 
 def _stat(values: Sequence[float]) -> tuple[float, float | None]:
@@ -273,7 +150,8 @@ def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
     rows_keys = list(dict.fromkeys((label, pool) for label, pool, _ in cells))
     width = max(i for _, _, i in cells)
     paper = {(p["run"], str(p.get("pool", "none"))): p for p in preset.paper}
-    header = ["model", "pooling", "source", *[f"block / iter {i}" for i in range(1, width + 1)]]
+    header = ["model", "pooling", "source",
+              *[f"block / iter {i}: train / test %" for i in range(1, width + 1)]]
     rows, csv_rows = [], []
     for label, pool in rows_keys:
         ours = [cells.get((label, pool, i)) for i in range(1, width + 1)]
@@ -293,7 +171,9 @@ def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
     findings = _ordering_findings(cells, rows_keys, width)
     return Table(preset.name, preset.title, header, rows,
                  ["model", "pooling", "block", "train_acc", "train_sd", "test_acc", "test_sd",
-                  "paper_train_acc", "paper_test_acc"], csv_rows), findings
+                  "paper_train_acc", "paper_test_acc"], csv_rows,
+                 note=f"Accuracy (%) of linear probes on the frozen features after each block / "
+                      f"iteration, train / test; ours: {_over_trials(outputs)}."), findings
 
 
 def _plot_against_paper(table: Table, path: Path) -> Path:
@@ -326,6 +206,11 @@ def _plot_against_paper(table: Table, path: Path) -> Path:
     fig.suptitle(table.title, fontsize=9)
     save_figure(fig, str(path))
     return path
+
+
+def _over_trials(outputs: Mapping[int, Any]) -> str:
+    n = len(outputs)
+    return "one trial" if n == 1 else f"mean ± SD over {n} trials"
 
 
 def _ordering_findings(cells: dict, rows_keys: list, width: int) -> list[str]:
@@ -365,7 +250,10 @@ def _cka_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]) -> tuple[T
                         f"similar than {' vs '.join(p2)} ({m2:.3f}); the paper: 0.843 > 0.819"
                         if paper else "")
     return Table(preset.name, preset.title, header, rows,
-                 ["pair", "cka", "cka_sd", "paper"], csv_rows), [f for f in findings if f]
+                 ["pair", "cka", "cka_sd", "paper"], csv_rows,
+                 note=f"{what[:1].upper()}{what[1:]} between the last body layers (the features "
+                      f"the classifier reads); ours: {_over_trials(outputs)}. Every layer pair: "
+                      f"cka_*.csv / .png in each trial's folder."), [f for f in findings if f]
 
 
 def _reuse_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
@@ -385,15 +273,19 @@ def _reuse_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
               f"least active >= {REUSE_THRESHOLD:.0%} of most active"]
     rows = [[name, *[_fmt([m[i] for m in ms], 3) for i in range(len(ranks))],
              _fmt([100 * s for s in shares[name]]) + " %"] for name, ms in means.items()]
-    csv_rows = [[name, *[_stat([m[i] for m in ms])[0] for i in range(len(ranks))],
-                 _stat(shares[name])[0]] for name, ms in means.items()]
+    csv_rows = [[name, *[v for i in range(len(ranks)) for v in _stat([m[i] for m in ms])],
+                 *_stat(shares[name])] for name, ms in means.items()]
     notes = [p.get("claim", "") for p in preset.paper]
     findings = [f"{name}: {100 * _stat(v)[0]:.1f}% of active image-filter pairs keep at least "
                 f"{REUSE_THRESHOLD:.0%} of their most active iteration's activity on the least "
                 f"active one" for name, v in shares.items()] + [f"paper: {n}" for n in notes if n]
     return Table(preset.name, preset.title, header, rows,
-                 ["model", *[f"mean_ratio_rank{r}" for r in ranks], "share_least_active_ge_0.2"],
-                 csv_rows), findings
+                 ["model", *[c for r in ranks for c in (f"mean_ratio_rank{r}",
+                                                        f"mean_ratio_rank{r}_sd")],
+                  "share_least_active_ge_0.2", "share_least_active_ge_0.2_sd"], csv_rows,
+                 note=f"Per image-filter pair, the positive activations at the k-th most active "
+                      f"iteration divided by those at the most active one; {_over_trials(outputs)}."
+                      f" Histograms: reuse.png / reuse.csv in each trial's folder."), findings
 
 
 def _share_at_least(res: Mapping[str, Any], threshold: float) -> float:
@@ -420,19 +312,22 @@ def _featviz_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
                     start, end = v["start"]["objective"], v["end"]["objective"]
                     rose += end > start
                     rows.append([name, f"{v['layer']} (depth {v['effective_depth']})", str(t),
-                                 f"{start:.4g}", f"{end:.4g}"])
+                                 f"{start:.3f}", f"{end:.3f}"])
                     csv_rows.append([name, v["layer"], v["effective_depth"], t, start, end])
                 findings.append(f"trial {t}, {name}: the objective rose at {rose} of "
                                 f"{len(layers)} layers; images in {o.out / 'featviz.png'}")
     return Table(preset.name, preset.title,
                  ["model", "layer", "trial", "objective before", "objective after"], rows,
                  ["model", "layer", "effective_depth", "trial", "objective_start",
-                  "objective_end"], csv_rows), findings
+                  "objective_end"], csv_rows,
+                 note="The objective maximised (appendix A.6): λmain·main − λtv·TV − λbn·BN, "
+                      "on the images without jitter, before and after the optimisation (higher "
+                      "is better; negative where the penalties outweigh the activation). The "
+                      "images: featviz.png in each trial's folder."), findings
 
 
 TABLES: dict[str, Callable[[AnalysisPreset, dict[int, list[Any]]], tuple[Table, list[str]]]] = {
     "probes": _probes_table, "cka": _cka_table, "reuse": _reuse_table,
     "featviz": _featviz_table}
 
-__all__ = ["AnalysisPreset", "PaperAnalysis", "analysis_preset_path", "list_analysis_presets",
-           "load_analysis_preset", "run_analysis_preset"]
+__all__ = ["PaperAnalysis", "run_analysis_preset"]

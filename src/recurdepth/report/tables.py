@@ -31,6 +31,7 @@ class Table:
     rows: list[list[str]]
     csv_header: list[str]
     csv_rows: list[list[object]]
+    note: str = ""  # what the numbers are, printed under the title
 
     def markdown(self) -> str:
         """The table as GitHub Markdown (no title)."""
@@ -47,7 +48,9 @@ class Table:
     def write(self, folder: str | Path) -> tuple[Path, Path]:
         """Write ``<name>.md`` (with title) and ``<name>.csv`` into ``folder``."""
         folder = Path(folder)
-        md = atomic_write_text(folder / f"{self.name}.md", f"# {self.title}\n\n{self.markdown()}")
+        note = f"{self.note}\n\n" if self.note else ""
+        md = atomic_write_text(folder / f"{self.name}.md",
+                               f"# {self.title}\n\n{note}{self.markdown()}")
         cs = atomic_write_text(folder / f"{self.name}.csv", self.csv())
         return md, cs
 

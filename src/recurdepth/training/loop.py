@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from recurdepth.data.tasks import Task
+from recurdepth.progress import bar_disable
 from recurdepth.training.distributed import SINGLE, Dist
 from recurdepth.training.evaluate import autocast, loss_and_correct, loss_terms, prepare_input
 
@@ -78,9 +79,8 @@ def train_epoch(
     start = time.perf_counter()
     finite = True
     losses: list[Tensor] = []
-    # disable=None: no bar when stderr is not a terminal (no control codes in log files).
     bar = tqdm(total=len(batches) if hasattr(batches, "__len__") else None, desc=desc,
-               disable=None if progress else True, leave=False, dynamic_ncols=True, unit="batch")
+               disable=bar_disable(progress), leave=False, dynamic_ncols=True, unit="batch")
     try:
         for step, (x, y) in enumerate(batches):
             loss, n_correct, n = train_step(model, x, y, optimizer, opts)

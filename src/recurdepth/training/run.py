@@ -31,7 +31,8 @@ from recurdepth.models import build_model
 from recurdepth.training.budget import check_eval_memory, check_training_memory
 from recurdepth.training import rundir
 from recurdepth.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from recurdepth.training.config import RunConfig, protocol_dict, resolve, resolve_on, stored_identity
+from recurdepth.training.config import (MAX_ITERS, RunConfig, protocol_dict, resolve, resolve_on,
+                                        stored_identity)
 from recurdepth.training.distributed import (Dist, check_world_size, init_distributed,
                                              world_size_from_env, wrap_model)
 from recurdepth.training.data import Batches, RunData, build_batches, build_run_data, train_subset
@@ -359,12 +360,23 @@ class LoadedRun:
     result: dict[str, Any] | None
 
 
+def not_a_run_message(run_dir: Path) -> str:
+    """Why ``run_dir`` is no run folder, and where its runs are when it is a sweep's folder."""
+    if not run_dir.exists():
+        return f"{run_dir} does not exist; give a run folder (one holding {rundir.CONFIG_FILE})"
+    inside = sorted(p.parent for p in run_dir.glob(f"runs/*/{rundir.CONFIG_FILE}"))
+    if inside:
+        return (f"{run_dir} is a sweep's folder, not a run folder; its runs are in "
+                f"{run_dir / 'runs'}, e.g. {inside[0]}")
+    return (f"{run_dir} is not a run folder (no {rundir.CONFIG_FILE}); train one with "
+            f"`recurdepth train --run-dir {run_dir}`")
+
+
 def load_run(run_dir: str | os.PathLike, *, device: str = "cpu") -> LoadedRun:
     """Load the model of ``run_dir`` (from ``checkpoint_last.pt``) onto ``device``."""
     run_dir = Path(run_dir)
     if not (run_dir / rundir.CONFIG_FILE).exists():
-        raise DataError(f"{run_dir} is not a run folder (no {rundir.CONFIG_FILE}); train one with "
-                        f"`recurdepth train --run-dir {run_dir}`")
+        raise DataError(not_a_run_message(run_dir))
     cfg = resolve_on(rundir.read_config(run_dir), device)
     if not (run_dir / rundir.CHECKPOINT_FILE).exists():
         raise DataError(f"{run_dir} has no {rundir.CHECKPOINT_FILE}: the run has not finished an epoch")
@@ -388,6 +400,10 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
     ``maze_size`` evaluates a maze solver on mazes of another size; ``iters`` may exceed the
     trained iterations (capped, with a note, for BN-recurrent models).
     """
+    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int)
+                              or not 1 <= iters <= MAX_ITERS):
+        raise ConfigError(f"iters must be a whole number from 1 to {MAX_ITERS:,} (accuracy "
+                          f"after 1, 2, ..., iters iterations), got {iters!r}")
     loaded = load_run(run_dir, device=device)
     cfg, model = loaded.config, loaded.model
     if data_root is not None:
@@ -412,4 +428,5 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
 
 
 __all__ = ["LoadedRun", "RunState", "check_compatible", "environment", "evaluate_run",
-           "evaluate_saved", "load_run", "make_model", "read_curve", "read_status", "train_run"]
+           "evaluate_saved", "load_run", "make_model", "not_a_run_message", "read_curve",
+           "read_status", "train_run"]

@@ -275,7 +275,9 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
         return _NoProgress()  # without importing tqdm: ~20 ms of a command that takes ~0.8 s
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="maze", disable=not enabled, unit_scale=True)
+    from recurdepth.progress import bar_disable
+
+    return tqdm(total=total, desc=desc, unit="maze", disable=bar_disable(enabled), unit_scale=True)
 
 
 def _load_npy(path: Path, limit: int | None) -> np.ndarray:
