@@ -301,7 +301,7 @@ def test_saved_evaluations_of_some_runs_are_averaged_per_iteration(tmp_path):
     assert rows["5"]["max_iters_acc_mean"] == "28.0000"
     # The final evaluations ([15, 30, 31], [17, 34, 35]) extended by trial 0's saved one.
     (g,) = [g for g in files.groups if (g.mode, g.effective_depth) == ("recurrent", 8)]
-    assert [(i, m) for i, m, _ in g.per_iter_stats()] == [
+    assert [(i, m) for i, m, _, _ in g.per_iter_stats()] == [
         (1, 16.0), (2, 32.0), (3, 33.0), (4, 29.0), (5, 28.0)]
     (other,) = [g for g in files.groups if (g.mode, g.effective_depth) == ("recurrent", 12)]
     assert other.evals == {} and len(other.per_iter_stats()) == 3

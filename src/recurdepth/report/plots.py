@@ -159,7 +159,7 @@ def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
     The own test set is in :func:`plot_accuracy_vs_iterations`. Returns None when no saved
     evaluation of another setting has more than one iteration count.
     """
-    cells: dict[str, list[tuple[GroupStat, list[tuple[int, float, float | None]]]]] = {}
+    cells: dict[str, list[tuple[GroupStat, list[tuple[int, float, float | None, int]]]]] = {}
     for panel, gs in panels(groups).items():
         for g in gs:
             if g.mode != "recurrent":
@@ -167,8 +167,7 @@ def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
             for setting in g.eval_settings():
                 if setting == g.trained_setting:
                     continue
-                stats = [(i, m, s) for i, m, s, _ in
-                         iteration_stats([e.per_iter for e in g.evals[setting] if e.per_iter])]
+                stats = iteration_stats([e.per_iter for e in g.evals[setting] if e.per_iter])
                 cells.setdefault(f"{panel} · recurrent · on {setting.label()}", []).append(
                     (g, stats))
     return _plot_iteration_curves(cells, path, title or "Saved evaluations: accuracy vs test-time "
@@ -177,9 +176,12 @@ def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
 
 
 def _plot_iteration_curves(cells: dict[str, list[tuple[GroupStat, list[tuple[int, float,
-                                                                              float | None]]]]],
+                                                                              float | None,
+                                                                              int]]]]],
                            path: str | Path, title: str, *, any_split: bool = False) -> Path | None:
     """One panel per title, one line (mean ± SE per iteration count) per group; None if empty.
+
+    Iteration counts reached by fewer trials than the rest continue the line dashed and hollow.
 
     ``any_split``: the panels are not all on a test split, so the axis does not say "test".
     """
@@ -192,11 +194,24 @@ def _plot_iteration_curves(cells: dict[str, list[tuple[GroupStat, list[tuple[int
     for ax, (panel, curves) in zip(axes, by_panel.items()):
         for j, (g, stats) in enumerate(curves):
             color = cmap(j / max(1, len(curves) - 1) * 0.85)
-            xs = [s[0] for s in stats]
             ms = [s[1] for s in stats]
-            ses = [s[2] or 0.0 for s in stats]
-            ax.errorbar(xs, ms, yerr=ses, color=color, marker="o", markersize=3, capsize=2,
+            # Counts only some trials reached (one evaluated further) are drawn hollow and
+            # dashed, so fewer trials never pass for a change in accuracy.
+            full = max(s[3] for s in stats)
+            whole = [s for s in stats if s[3] == full]
+            part = [s for s in stats if s[3] < full]
+            ax.errorbar([s[0] for s in whole], [s[1] for s in whole],
+                        yerr=[s[2] or 0.0 for s in whole], color=color, marker="o",
+                        markersize=3, capsize=2,
                         label=f"trained depth {g.effective_depth} ({g.iters} it.)")
+            if part:
+                tail = whole[-1:] + part
+                ax.errorbar([s[0] for s in tail], [s[1] for s in tail],
+                            yerr=[s[2] or 0.0 for s in tail], color=color, marker="o",
+                            markersize=4, markerfacecolor="white", capsize=2, linestyle="--",
+                            markevery=list(range(1, len(tail))), errorevery=(1, 1),
+                            label=f"  past {whole[-1][0]} it.: {min(s[3] for s in part)} of "
+                                  f"{full} trials")
             if g.iters and g.iters <= len(ms):
                 ax.plot([g.iters], [ms[g.iters - 1]], marker="*", markersize=12, color=color,
                         markeredgecolor="black", linestyle="none")

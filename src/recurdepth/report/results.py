@@ -131,9 +131,10 @@ class GroupStat:
         """Mean and standard error of the train accuracy (percent) over finished trials."""
         return mean_se(self.train_accs)
 
-    def per_iter_stats(self) -> list[tuple[int, float, float | None]]:
-        """(test iterations, mean, SE) over the trials that report accuracy per iteration."""
-        return [(i, m, s) for i, m, s, _ in iteration_stats(self.per_iter)]
+    def per_iter_stats(self) -> list[tuple[int, float, float | None, int]]:
+        """(test iterations, mean, SE, trials) over the trials that report accuracy per
+        iteration (a count that only some trials reached is averaged over those)."""
+        return iteration_stats(self.per_iter)
 
     def eval_settings(self) -> list[EvalSetting]:
         """The settings of this group's saved evaluations, test split first."""
