@@ -102,6 +102,7 @@ def test_reuse_preset_aggregates_two_trials(workdir, monkeypatch, capsys):
     (row,) = read_csv(out / "fig6_reuse.csv")
     assert float(row["share_least_active_ge_0.2"]) == pytest.approx(sum(shares) / 2, abs=1e-4)
     assert "± " in (out / "fig6_reuse.md").read_text()  # two trials: mean ± SD
+    assert (out / "fig6_reuse.png").stat().st_size > 0  # the histogram of both trials pooled
 
 
 def test_cka_preset_compares_the_two_pairs(workdir, monkeypatch, capsys):
@@ -118,6 +119,7 @@ def test_cka_preset_compares_the_two_pairs(workdir, monkeypatch, capsys):
         assert 0.0 <= cka["biased"][-1][-1] <= 1.0
     printed = capsys.readouterr().out
     assert "the paper: 0.843 > 0.819" in printed
+    assert (out / "cka_convnets.png").stat().st_size > 0
 
 
 def test_featviz_preset_and_rerun_reuses_the_trained_runs(workdir, monkeypatch, capsys):

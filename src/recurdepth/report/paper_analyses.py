@@ -75,8 +75,8 @@ def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool 
     if quick:
         table = dataclasses.replace(table, note=f"{QUICK_NOTE} {table.note}")
     result.table, result.findings = table, findings
-    figures = [_plot_against_paper(table, out / f"{preset.name}.png")] \
-        if preset.analysis == "probes" else []
+    plot = FIGURES.get(preset.analysis)
+    figures = [plot(table, result.outputs, out / f"{preset.name}.png")] if plot else []
     result.files = [*table.write(out), *figures, atomic_write_json(out / "result.json", {
         "preset": preset.name, "quick": quick, "experiment": experiment.name,
         "trials": experiment.trials, "options": options, "paper": preset.paper,
@@ -176,7 +176,53 @@ def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
                       f"iteration, train / test; ours: {_over_trials(outputs)}."), findings
 
 
-def _plot_against_paper(table: Table, path: Path) -> Path:
+def _plot_cka(table: Table, outputs: Mapping[int, list[Any]], path: Path) -> Path:
+    """One bar per pair: our CKA between the last layers (SD over trials) beside the paper's."""
+    from recurdepth.analysis.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(table.csv_rows), 3.8))
+    for i, (pair, value, sd, paper) in enumerate(table.csv_rows):
+        ax.bar(i - 0.18, value, width=0.34, yerr=sd or 0.0, capsize=3, color="C0",
+               label="ours" if i == 0 else None)
+        if paper is not None:
+            ax.bar(i + 0.18, paper, width=0.34, color="C7", label="paper" if i == 0 else None)
+    ax.set_xticks(range(len(table.csv_rows)))
+    ax.set_xticklabels([row[0].replace(" vs ", "\nvs ") for row in table.csv_rows], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("CKA, last layers")
+    ax.legend(fontsize=8)
+    fig.suptitle(table.title, fontsize=9)
+    save_figure(fig, str(path))
+    return path
+
+
+def _plot_reuse_pooled(table: Table, outputs: Mapping[int, list[Any]], path: Path) -> Path:
+    """Figure 6 with every trial's image-filter pairs pooled: counts summed over the trials."""
+    from recurdepth.analysis.reuse import ReuseResult, plot_reuse
+
+    pooled: dict[str, dict[str, Any]] = {}
+    for outs in outputs.values():
+        for o in outs:
+            for name, res in o.result["models"].items():
+                acc = pooled.setdefault(name, {**res, "histogram": None, "active_pairs": 0,
+                                               "inactive_pairs": 0, "never_active_filters": 0,
+                                               "images": 0, "mean_ratio": []})
+                acc["histogram"] = res["histogram"] if acc["histogram"] is None else [
+                    [a + b for a, b in zip(x, y)] for x, y in zip(acc["histogram"],
+                                                                   res["histogram"])]
+                for key in ("active_pairs", "inactive_pairs", "never_active_filters", "images"):
+                    acc[key] += res[key]
+                acc["mean_ratio"].append(res["mean_ratio"])
+    results = {}
+    for name, acc in pooled.items():
+        ratios = acc.pop("mean_ratio")
+        acc["mean_ratio"] = [statistics.fmean(r[i] for r in ratios) for i in range(len(ratios[0]))]
+        results[f"{name}, {len(ratios)} trial{'s' * (len(ratios) > 1)} pooled"] = ReuseResult(**acc)
+    plot_reuse(results, str(path))
+    return path
+
+
+def _plot_against_paper(table: Table, outputs: Mapping[int, list[Any]], path: Path) -> Path:
     """Test accuracy per block / iteration: ours (mean, SD bars over trials) and the paper's."""
     from recurdepth.analysis.plots import plt, save_figure
 
@@ -326,6 +372,8 @@ def _featviz_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
                       "images: featviz.png in each trial's folder."), findings
 
 
+FIGURES: dict[str, Callable[[Table, Mapping[int, list[Any]], Path], Path]] = {
+    "probes": _plot_against_paper, "cka": _plot_cka, "reuse": _plot_reuse_pooled}
 TABLES: dict[str, Callable[[AnalysisPreset, dict[int, list[Any]]], tuple[Table, list[str]]]] = {
     "probes": _probes_table, "cka": _cka_table, "reuse": _reuse_table,
     "featviz": _featviz_table}
