@@ -21,7 +21,8 @@ import recurdepth
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("quickstart"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("quickstart"),
+                        help="output folder (default: quickstart)")
     parser.add_argument("--epochs", type=int, default=2, help="training epochs per run")
     args = parser.parse_args(argv)
 

@@ -134,6 +134,11 @@ def test_featviz_preset_and_rerun_reuses_the_trained_runs(workdir, monkeypatch, 
     before = {p: p.stat().st_mtime_ns for p in checkpoints}
     assert reproduce(workdir, monkeypatch, "fig8_featviz") == 0
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before  # nothing retrained
+    # Other images under another data root: the finished runs are not analysed on them.
+    write_cifar10(workdir / "other", per_batch=10, n_test=20, seed=1)
+    assert main(["reproduce", "--preset", "fig8_featviz", "--quick", "--data-root", "other",
+                 "--no-progress"]) == 2
+    assert "was trained on other data than" in capsys.readouterr().err
 
 
 def test_analysis_preset_bad_input(workdir, monkeypatch, capsys):
@@ -174,6 +179,10 @@ def test_missing_data_stops_the_preset_before_any_run(tmp_path, monkeypatch, cap
     assert len(err.strip().splitlines()) == 1 and "cifar10 data set" in err
     assert "cifar-10-python.tar.gz" in err  # where to get it
     assert not (tmp_path / "reproduce").exists()  # nothing made: no run, no empty folder
+    args[args.index("empty")] = "absent"  # a data root that does not exist stays absent
+    assert main(args) == 2
+    capsys.readouterr()
+    assert not (tmp_path / "absent").exists() and not (tmp_path / "reproduce").exists()
 
 
 def test_subset_keeps_the_full_experiments_run_ids():

@@ -40,14 +40,20 @@ class AnalysisOutput:
 
 def load_analysable(run_dir: PathLike, analysis: str, *, device: str = "cpu",
                     data_root: PathLike | None = None) -> Any:
-    """Load a trained run for ``analysis`` (one-line errors for folders it cannot read)."""
+    """Load a trained run for ``analysis`` (one-line errors for folders it cannot read).
+
+    The data it reads (the run's own, or under ``data_root``) must be the data the run was
+    trained on (its recorded fingerprint), so an analysis never mixes data sets.
+    """
     from recurdepth.analysis.features import check_analysable
+    from recurdepth.data.fingerprint import check_run_data
     from recurdepth.training.run import load_run
 
     check_analysable(run_dir, analysis)
     loaded = load_run(run_dir, device=device)
     if data_root is not None:
         loaded.config.data.root = str(data_root)
+    check_run_data(run_dir, loaded.config)
     return loaded
 
 
@@ -316,6 +322,10 @@ def analyze_featviz(run_dir: PathLike, run_dir2: PathLike | None = None, *,
     from recurdepth.analysis.featviz import preset as featviz_preset
     from recurdepth.data.registry import get_dataset
 
+    if steps is not None and steps < 1:
+        raise ConfigError(f"feature visualisation needs at least 1 step, got {steps}")
+    if layers is not None and min(layers, default=0) < 0:
+        raise ConfigError(f"layer indices start at 0 (the stem), got {min(layers)}")
     runs = _load_pair(run_dir, run_dir2, "featviz", device=device, data_root=data_root,
                       same_data=False)
     cfg0 = runs[0].config
@@ -390,9 +400,15 @@ def analyze_receptive_field(run_dir: PathLike | None = None, *, family: str | No
     atomic_write_csv(folder / "rf.csv", list(rows[0].to_dict()),
                      [list(r.to_dict().values()) for r in rows])
     plot_receptive_field(rows, str(folder / "rf.png"))
-    lines = ["dilation  depth  iters  analytic  measured"]
+    yes_no = {True: "yes", False: "no", None: "-"}
+    lines = ["receptive field of the centre output pixel, in input pixels (measured on a canvas "
+             "large enough to hold it; it may exceed the image, which it then covers)",
+             "dilation  depth  iters  analytic  measured  image  covers image from centre / "
+             "from any pixel"]
     lines += [f"{r.dilation:>8}  {r.effective_depth:>5}  {r.iters:>5}  {r.analytic:>8}  "
-              f"{r.measured:>8}" for r in rows]
+              f"{r.measured if r.measured is not None else '-':>8}  "
+              f"{r.image_side if r.image_side is not None else '-':>5}  "
+              f"{yes_no[r.covers_from_centre]} / {yes_no[r.covers_from_any_pixel]}" for r in rows]
     return AnalysisOutput("rf", folder, _written(folder, ["rf.json", "rf.csv", "rf.png"]),
                           {"rows": [r.to_dict() for r in rows]}, "\n".join(lines))
 

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "/<RUN>_vs_<RUN2> for two runs)")
         q.add_argument("--device", default="cpu", help="torch device (default: cpu)")
         q.add_argument("--data-root", metavar="DIR", help="data folder (default: the run's)")
-        q.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
+        q.add_argument("--batch-size", type=int, default=100,
+                       help="images per forward pass (default: %(default)s)")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
 
     q = analyses.add_parser(
@@ -53,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--images", type=int, help="test images drawn at random (default 1000, or "
                    "the whole test set when smaller)")
     q.add_argument("-k", type=int, help="ranks 2..k (default: min(5, iters))")
-    q.add_argument("--bins", type=int, default=10, help="histogram bins over [0, 1]")
+    q.add_argument("--bins", type=int, default=10,
+                   help="histogram bins over [0, 1] (default: %(default)s)")
     q.add_argument("--unit", choices=("pair", "filter"), default="pair",
                    help="normalise per image-filter pair (paper) or per filter over all images")
     q.add_argument("--untrained-control", action="store_true",
@@ -106,7 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--filters", type=int, nargs="+", help="filters to visualise (default: "
                    "the first 4)")
     q.add_argument("--layers", type=int, nargs="+",
-                   help="layer indices: 0 = stem, i = iteration / block i (default: all)")
+                   help="layer indices: 0 = stem, i = iteration / block i; recurrent runs also "
+                        "take iterations past the trained ones (default: stem and every trained "
+                        "iteration / block)")
     q.add_argument("--image-size", type=int, help="image side (default: the data set's)")
     q.add_argument("--seed", type=int, default=0, help="seed of the initial images and jitter")
     q.set_defaults(func=run_featviz)
@@ -119,7 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a run folder (its family, dilation and maze size); optional with --family")
     q.add_argument("--family", help="model family when no RUN_DIR is given")
     q.add_argument("--dataset", help="data set when no RUN_DIR is given")
-    q.add_argument("--max-iters", type=int, default=10, help="largest iteration count")
+    q.add_argument("--max-iters", type=int, default=10,
+                   help="largest iteration count (default: %(default)s)")
     q.add_argument("--dilations", type=int, nargs="+",
                    help="dilations to compare (maze families; default: 1 and the run's, or 1 2)")
     q.add_argument("--image-side", type=int, help="image side in pixels (default: from the run)")

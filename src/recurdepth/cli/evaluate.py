@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "result is also saved in RUN_DIR/eval.json, keyed by split, maze size and iterations.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `recurdepth train`")
-    p.add_argument("--iters", metavar="1..N", help="iteration counts to evaluate (recurrent only)")
+    p.add_argument("--iters", metavar="1..N", help="evaluate after every iteration count from 1 "
+                   "to N (recurrent only; N alone means the same)")
     p.add_argument("--data", choices=("test", "train"), default="test",
                    help="split to evaluate (train: without augmentation); default test")
     p.add_argument("--data-root", metavar="DIR", help="data root (default: the run's data.root)")

@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "seed writes to its own folder, e.g. reproduce/seed-100")
     add_experiment_options(p, out_default="reproduce/ for the default job, reproduce/<preset> "
                                           "for --quick, --full or --preset (reproduce/<preset>-quick "
-                                          "for an analysis preset's smoke form), plus /seed-N for "
+                                          "for an analysis preset's smoke form, whose runs train "
+                                          "beside it in <out>/../<experiment>), plus /seed-N for "
                                           "--seed N",
                            data_default="<out>/data for the CPU-sized runs, the preset's "
                                         "data.root with --preset")
@@ -166,8 +167,6 @@ def run_analysis(args: argparse.Namespace) -> int:
     print()
     print(f"{done.table.title}\n{done.table.note}\n")
     print(done.table.markdown())
-    for line in done.findings:
-        print(line)
     print(f"\n{preset.name} in {_duration(time.perf_counter() - start)}")
     for path in done.files:
         print(f"wrote {path}")

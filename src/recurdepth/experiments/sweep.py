@@ -7,6 +7,7 @@ the driver loses at most the epoch in progress.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,15 @@ def check_stored_data(runs: list[RunSpec]) -> None:
         if run.config.task.sized or spec.streamed or key in seen:
             continue
         seen.add(key)
-        spec.load_tensors(str(data.root), "test", limit=1, download=bool(data.download))
+        root = Path(data.root)
+        existed = root.exists()
+        try:
+            spec.load_tensors(str(root), "test", limit=1, download=bool(data.download))
+        except DataError:
+            # A failed download leaves the folders it made; nothing of ours should remain.
+            if not existed and root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
+                shutil.rmtree(root, ignore_errors=True)
+            raise
 
 
 def prepare_data(experiment: Experiment, missing: list[tuple[str, int]], *,

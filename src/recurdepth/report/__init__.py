@@ -116,8 +116,8 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
         figures.append(("Accuracy vs effective depth", fig))
     fig = plot_accuracy_vs_iterations(groups, folder / "accuracy_vs_iterations.png",
                                       title=f"{name}: recurrent models, accuracy vs test-time "
-                                            f"iterations (★ and dotted line = trained "
-                                            f"iterations)")
+                                            f"iterations (mean ± standard error over trials; ★ "
+                                            f"and dotted line = trained iterations)")
     if fig:
         figures.append(("Accuracy vs test-time iterations", fig))
     fig = plot_saved_evaluations(groups, folder / "saved_evaluations.png",

@@ -69,11 +69,14 @@ def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool 
     for trial in range(experiment.trials):
         result.outputs[trial] = [
             _analyse(preset, [folders[(label, trial)] for label in group], group,
-                     out / f"trial-{trial}" / _folder_name(group), options, device, progress)
+                     out / f"trial-{trial}" / _folder_name(group), options, device, progress,
+                     data_root)
             for group in preset.groups]
     table, findings = TABLES[preset.analysis](preset, result.outputs)
     if quick:
         table = dataclasses.replace(table, note=f"{QUICK_NOTE} {table.note}")
+    table = dataclasses.replace(table, note=table.note + "".join(
+        f"\n\n- {line}" if i == 0 else f"\n- {line}" for i, line in enumerate(findings)))
     result.table, result.findings = table, findings
     plot = FIGURES.get(preset.analysis)
     figures = [plot(table, result.outputs, out / f"{preset.name}.png")] if plot else []
@@ -114,13 +117,14 @@ def _run_folders(experiment: Any, db_path: Path, selectors: Mapping[str, Mapping
 
 
 def _analyse(preset: AnalysisPreset, folders: list[Path], labels: list[str], out: Path,
-             options: dict[str, Any], device: str, progress: bool) -> Any:
+             options: dict[str, Any], device: str, progress: bool,
+             data_root: str | Path | None) -> Any:
     from recurdepth.analysis import runs as analysis_runs
 
     fn = getattr(analysis_runs, f"analyze_{preset.analysis}")
     second = folders[1] if len(folders) > 1 else None
     return fn(folders[0], second, labels=labels, out=out, device=device, progress=progress,
-              **options)
+              data_root=None if data_root is None else Path(data_root).resolve(), **options)
 
 
 # -- tables: ours beside the paper's --------------------------------------------------------------
@@ -155,13 +159,15 @@ def _probes_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
     rows, csv_rows = [], []
     for label, pool in rows_keys:
         ours = [cells.get((label, pool, i)) for i in range(1, width + 1)]
-        rows.append([label, pool, f"ours ({len(outputs)} trial{'s' * (len(outputs) > 1)})", *[
+        shown = "none" if pool == "none" else f"{pool}x{pool}"
+        rows.append([label, shown, f"ours ({len(outputs)} trial{'s' * (len(outputs) > 1)})", *[
             "" if c is None else f"{_fmt([a for a, _ in c])} / {_fmt([b for _, b in c])}"
             for c in ours]])
         ref = paper.get((label, pool))
         if ref:
+            theirs = [f"{tr:.1f} / {te:.1f}" for tr, te in ref["values"]]
             rows.append(["", "", f"paper ({ref.get('source', '')})",
-                         *[f"{tr:.1f} / {te:.1f}" for tr, te in ref["values"]]])
+                         *theirs, *[""] * (width - len(theirs))])
         for i, c in enumerate(ours, start=1):
             if c is None:
                 continue
@@ -182,7 +188,7 @@ def _plot_cka(table: Table, outputs: Mapping[int, list[Any]], path: Path) -> Pat
 
     fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(table.csv_rows), 3.8))
     for i, (pair, value, sd, paper) in enumerate(table.csv_rows):
-        ax.bar(i - 0.18, value, width=0.34, yerr=sd or 0.0, capsize=3, color="C0",
+        ax.bar(i - 0.18, value, width=0.34, yerr=sd, capsize=3 if sd else 0, color="C0",
                label="ours" if i == 0 else None)
         if paper is not None:
             ax.bar(i + 0.18, paper, width=0.34, color="C7", label="paper" if i == 0 else None)
@@ -265,10 +271,11 @@ def _ordering_findings(cells: dict, rows_keys: list, width: int) -> list[str]:
     for label, pool in rows_keys:
         tests = [statistics.fmean(b for _, b in cells[(label, pool, i)])
                  for i in range(1, width + 1) if (label, pool, i) in cells]
-        rising = all(b >= a for a, b in zip(tests, tests[1:])) and tests[-1] > tests[0]
-        out.append(f"{label} (pooling {pool}): test accuracy "
-                   f"{'rises' if rising else 'does not rise'} block by block "
-                   f"({' -> '.join(f'{t:.1f}' for t in tests)})")
+        steady = all(b >= a for a, b in zip(tests, tests[1:])) and tests[-1] > tests[0]
+        what = ("never falls from block to block and ends higher" if steady
+                else "does not rise steadily block by block")
+        out.append(f"{label} (pooling {pool}): test accuracy {what} "
+                   f"({' -> '.join(f'{t:.1f}' for t in tests)}); the paper's rises")
     return out
 
 
@@ -372,8 +379,17 @@ def _featviz_table(preset: AnalysisPreset, outputs: dict[int, list[Any]]
                       "images: featviz.png in each trial's folder."), findings
 
 
+def _featviz_figure(table: Table, outputs: Mapping[int, list[Any]], path: Path) -> Path:
+    """The first trial's image grid (the figure of Figures 7-8) at the preset's top level."""
+    from recurdepth.io import atomic_write
+
+    first = outputs[min(outputs)][0].out / "featviz.png"
+    return atomic_write(path, lambda p: p.write_bytes(first.read_bytes()))
+
+
 FIGURES: dict[str, Callable[[Table, Mapping[int, list[Any]], Path], Path]] = {
-    "probes": _plot_against_paper, "cka": _plot_cka, "reuse": _plot_reuse_pooled}
+    "probes": _plot_against_paper, "cka": _plot_cka, "reuse": _plot_reuse_pooled,
+    "featviz": _featviz_figure}
 TABLES: dict[str, Callable[[AnalysisPreset, dict[int, list[Any]]], tuple[Table, list[str]]]] = {
     "probes": _probes_table, "cka": _cka_table, "reuse": _reuse_table,
     "featviz": _featviz_table}

@@ -148,7 +148,8 @@ def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
     cells = {f"{p} · recurrent": [(g, g.per_iter_stats()) for g in gs if g.mode == "recurrent"]
              for p, gs in panels(groups).items()}
     return _plot_iteration_curves(cells, path, title or "Recurrent models: accuracy vs test-time "
-                                  "iterations (★ and dotted line = trained iterations)")
+                                  "iterations (mean ± standard error over trials; ★ and dotted "
+                                  "line = trained iterations)")
 
 
 def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
@@ -210,8 +211,8 @@ def _plot_iteration_curves(cells: dict[str, list[tuple[GroupStat, list[tuple[int
                             yerr=[s[2] or 0.0 for s in tail], color=color, marker="o",
                             markersize=4, markerfacecolor="white", capsize=2, linestyle="--",
                             markevery=list(range(1, len(tail))), errorevery=(1, 1),
-                            label=f"  past {whole[-1][0]} it.: {min(s[3] for s in part)} of "
-                                  f"{full} trials")
+                            label=f"depth {g.effective_depth} past {whole[-1][0]} it.: "
+                                  f"{min(s[3] for s in part)} of {full} trials")
             if g.iters and g.iters <= len(ms):
                 ax.plot([g.iters], [ms[g.iters - 1]], marker="*", markersize=12, color=color,
                         markeredgecolor="black", linestyle="none")

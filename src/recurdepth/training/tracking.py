@@ -86,8 +86,10 @@ class Tracker:
         """One epoch's metrics (a metrics.jsonl line): a log line and ``epoch/*`` scalars."""
         n = int(line["epoch"])
         test = f" test acc {line['test_acc']:.2f}%" if "test_acc" in line else ""
-        self.message(f"epoch {n}/{total_epochs}: loss {line['loss']:.4f} train acc (augmented) "
-                     f"{line['train_acc_augmented']:.2f}%{test} lr {line['lr']:.4g} "
+        # Train accuracy here is counted on the fly while the weights change (on augmented
+        # images where the run augments); the final one is measured afterwards, without either.
+        self.message(f"epoch {n}/{total_epochs}: loss {line['loss']:.4f} train acc (during the "
+                     f"epoch) {line['train_acc_augmented']:.2f}%{test} lr {line['lr']:.4g} "
                      f"{line['images_per_s']:.0f} img/s")
         if self._writer is not None:
             for key in EPOCH_SCALARS:
