@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class RecurDepthError(Exception):
@@ -21,3 +21,13 @@ def choices_message(what: str, value: object, valid: Iterable[object]) -> str:
     """Return "unknown <what> 'value'; valid choices: a, b, c" for error messages."""
     valid_list = ", ".join(str(v) for v in valid)
     return f"unknown {what} {value!r}; valid choices: {valid_list}"
+
+
+def check_keys(mapping: Mapping[str, object], valid: Iterable[str], what: str,
+               where: str = "") -> None:
+    """ConfigError "unknown <what> key(s) 'a', 'b'<where>; valid keys: ..." for unknown keys."""
+    valid = list(valid)
+    unknown = sorted(set(mapping) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {what} key(s) {', '.join(map(repr, unknown))}{where}; "
+                          f"valid keys: {', '.join(valid)}")

@@ -389,10 +389,13 @@ def analyze_receptive_field(run_dir: PathLike | None = None, *, family: str | No
     elif family is None:
         raise ConfigError("give a RUN_DIR or --family")
     else:
-        run_dilation = int(_family_default(family, "dilation") or 1)
+        from recurdepth.models.registry import builder_options
+
+        run_dilation = int(builder_options(family).get("dilation") or 1)
     if not dilations:
-        # Dilated 3x3 convolutions are the paper's receptive-field control for maze solvers.
-        dilations = [1, run_dilation if run_dilation != 1 else 2] if _maze_family(family) else [1]
+        # Dilated 3x3 convolutions, the paper's receptive-field control, where the family (or
+        # a variant of it) takes a dilation: the maze solvers.
+        dilations = [1, run_dilation if run_dilation != 1 else 2] if _dilatable(family) else [1]
     rows = receptive_field_table(family, list(range(1, max_iters + 1)), dataset=dataset,
                                  dilations=tuple(dict.fromkeys(dilations)), image_side=image_side)
     folder = output_folder(run_dir, "rf", None, out)
@@ -413,18 +416,14 @@ def analyze_receptive_field(run_dir: PathLike | None = None, *, family: str | No
                           {"rows": [r.to_dict() for r in rows]}, "\n".join(lines))
 
 
-def _family_default(family: str, option: str) -> Any:
-    """The default of a family's declared ``option`` (None when the family has no such option)."""
-    from recurdepth.models.registry import builder_options
+def _dilatable(family: str) -> bool:
+    from recurdepth.models.registry import family_with_option
 
-    return builder_options(family).get(option)
-
-
-def _maze_family(family: str) -> bool:
-    from recurdepth.data.registry import get_dataset
-    from recurdepth.models.registry import get_family
-
-    return any(get_dataset(d).task == "maze" for d in get_family(family).datasets)
+    try:
+        family_with_option(family, "dilation")
+    except ConfigError:
+        return False
+    return True
 
 
 __all__ = ["AnalysisOutput", "DEFAULT_IMAGES", "analyze_cka", "analyze_featviz", "analyze_probes",

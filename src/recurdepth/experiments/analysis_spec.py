@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from recurdepth.errors import ConfigError, choices_message
+from recurdepth.errors import ConfigError, check_keys, choices_message
 from recurdepth.io import read_yaml
 
 PRESET_KEYS = ("name", "title", "description", "of", "trials", "runs", "analysis", "groups", "options",
@@ -59,10 +59,7 @@ class AnalysisPreset:
         where = f" in {source}" if source else ""
         if not isinstance(d, Mapping):
             raise ConfigError(f"an analysis preset must be a mapping{where}")
-        unknown = sorted(set(d) - set(PRESET_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown analysis-preset key(s) {', '.join(map(repr, unknown))}"
-                              f"{where}; valid keys: {', '.join(PRESET_KEYS)}")
+        check_keys(d, PRESET_KEYS, "analysis-preset", where)
         for key in ("name", "of", "runs", "analysis", "groups"):
             if not d.get(key):
                 raise ConfigError(f"the analysis preset needs {key!r}{where}")
@@ -78,10 +75,7 @@ class AnalysisPreset:
         for opts in (d.get("options") or {}, (d.get("quick") or {}).get("options") or {}):
             _check_options(d["analysis"], opts, where)
         quick = dict(d.get("quick") or {})
-        bad_quick = sorted(set(quick) - set(QUICK_KEYS))
-        if bad_quick:
-            raise ConfigError(f"unknown quick key(s) {', '.join(bad_quick)}{where}; valid keys: "
-                              f"{', '.join(QUICK_KEYS)}")
+        check_keys(quick, QUICK_KEYS, "quick", where)
         return cls(name=str(d["name"]), of=str(d["of"]), runs=runs, analysis=d["analysis"],
                    groups=groups, trials=int(d.get("trials", 1)),
                    options=dict(d.get("options") or {}), paper=list(d.get("paper") or []),

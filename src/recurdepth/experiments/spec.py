@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recurdepth.errors import ConfigError, choices_message
+from recurdepth.errors import ConfigError, check_keys, choices_message
 from recurdepth.io import read_yaml
 from recurdepth.paths import check_name
 from recurdepth.training.config import RunConfig, identity_hash, resolve_portable
@@ -141,10 +141,7 @@ class Experiment:
         where = f" in {source}" if source else ""
         if not isinstance(d, Mapping):
             raise ConfigError(f"an experiment file must be a mapping{where}")
-        unknown = sorted(set(d) - set(EXPERIMENT_KEYS))
-        if unknown:
-            raise ConfigError(f"unknown experiment key(s) {', '.join(map(repr, unknown))}{where}; "
-                              f"valid keys: {', '.join(EXPERIMENT_KEYS)}")
+        check_keys(d, EXPERIMENT_KEYS, "experiment", where)
         name = d.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"the experiment needs a non-empty 'name'{where}")
@@ -179,10 +176,7 @@ class Experiment:
         for kind, opts in prepare.items():
             if kind not in PREPARE_KEYS:
                 raise ConfigError(choices_message("'prepare' entry", kind, PREPARE_KEYS) + where)
-            bad = set(opts or {}) - set(PREPARE_KEYS[kind])
-            if bad:
-                raise ConfigError(f"unknown key(s) {', '.join(sorted(bad))} in prepare.{kind}"
-                                  f"{where}; valid keys: {', '.join(PREPARE_KEYS[kind])}")
+            check_keys(opts or {}, PREPARE_KEYS[kind], f"prepare.{kind}", where)
             prepare[kind] = dict(opts or {})
         return cls(name=name.strip(), base=copy.deepcopy(dict(base)), grid=grid, trials=trials,
                    rules=rules, prepare=prepare, description=str(d.get("description", "")).strip(),
