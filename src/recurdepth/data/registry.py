@@ -134,6 +134,17 @@ def option_owners() -> dict[str, list[str]]:
     return owners
 
 
+def options_help() -> str:
+    """One sentence naming every data set's options and their older keys (for ``--help``)."""
+    parts = []
+    for spec in sorted(_DATASETS.values(), key=lambda s: s.name):
+        if spec.options:
+            names = ", ".join(f"{n} (data.{o.alias})" if o.alias else n
+                              for n, o in spec.options.items())
+            parts.append(f"{spec.name}: {names}")
+    return "Data-set options (data.options.KEY): " + ("; ".join(parts) or "none") + "."
+
+
 def option_aliases() -> dict[str, str]:
     """Older data keys → the option they became (``maze_size`` → ``size``), over all data sets."""
     return {opt.alias: name for spec in _DATASETS.values()
@@ -198,4 +209,5 @@ register_dataset(DatasetSpec(
 
 
 __all__ = ["DataOption", "DatasetSpec", "FileLister", "Loader", "find_dataset", "get_dataset",
-           "list_datasets", "option_aliases", "option_owners", "register_dataset"]
+           "list_datasets", "option_aliases", "option_owners", "options_help",
+           "register_dataset"]
