@@ -208,6 +208,14 @@ register_dataset(DatasetSpec(
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
 
-__all__ = ["DataOption", "DatasetSpec", "FileLister", "Loader", "find_dataset", "get_dataset",
+# Plug-ins kept outside this file: each module registers its own task(s) and data set(s) when
+# imported (it may import this module: everything above is defined by then). A new kind of
+# problem is one such module and its name here.
+PLUGINS: tuple[str, ...] = ()
+for _module in PLUGINS:
+    importlib.import_module(_module)
+
+
+__all__ = ["PLUGINS", "DataOption", "DatasetSpec", "FileLister", "Loader", "find_dataset", "get_dataset",
            "list_datasets", "option_aliases", "option_owners", "options_help",
            "register_dataset"]
