@@ -220,3 +220,21 @@ def test_compiled_static_shape_step_gives_the_eager_weights(maze_root):
     for a, b in zip(want, got):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
     assert all(not torch.equal(a, p) for a, p in zip(want, init))  # both trained
+
+
+# ---------------------------------------------------------------- the main job on a GPU
+
+def test_reproduce_picks_the_gpu_design_where_cuda_is(monkeypatch):
+    from recurdepth.cli.reproduce import DEFAULT_PRESET, GPU_PRESET, default_design
+
+    monkeypatch.setattr("recurdepth.training.launch.visible_gpu_count", lambda: 1)
+    assert default_design("auto") == GPU_PRESET and default_design("cpu") == DEFAULT_PRESET
+    monkeypatch.setattr("recurdepth.training.launch.visible_gpu_count", lambda: 0)
+    assert default_design("auto") == DEFAULT_PRESET and default_design("gpu") == GPU_PRESET
+    cpu, gpu = load_experiment(DEFAULT_PRESET), load_experiment(GPU_PRESET)
+    cpu_depths = {r.config.model.effective_depth for r in cpu.runs()}
+    gpu_depths = {r.config.model.effective_depth for r in gpu.runs()}
+    # The design: >= 8 trials, the CPU job's depths plus a deeper one.
+    assert gpu.trials >= 8 and cpu_depths < gpu_depths and max(gpu_depths) > max(cpu_depths)
+    assert all(r.config.runtime.device == "cuda" for r in gpu.runs())
+    assert "ESTIMATE" in gpu.description
