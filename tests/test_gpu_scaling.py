@@ -238,3 +238,27 @@ def test_reproduce_picks_the_gpu_design_where_cuda_is(monkeypatch):
     assert gpu.trials >= 8 and cpu_depths < gpu_depths and max(gpu_depths) > max(cpu_depths)
     assert all(r.config.runtime.device == "cuda" for r in gpu.runs())
     assert "ESTIMATE" in gpu.description
+
+
+# ---------------------------------------------------------------- the device check, smoke mode
+
+def test_gpu_check_smoke_mode_writes_one_summary_table(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    assert gpu_check.main(["--smoke", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    settings = [r["setting"] for r in summary["rows"]]
+    assert any("bare step" in s and "TF32 off" in s for s in settings)
+    assert any("tf32" in s for s in settings)
+    assert any(s.startswith("engine train_run, batch 50, fp32") for s in settings)
+    job = summary["main_job"]
+    assert job["runs"] == 2 and job["failed"] == 0 and job["full_runs"] == 64
+    assert all(r["images_per_s"] > 0 for r in summary["rows"])
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert "full reproduce_gpu (64 runs), extrapolated" in table
+    assert table.strip() in capsys.readouterr().out
