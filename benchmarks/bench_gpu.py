@@ -278,7 +278,8 @@ def main() -> None:
     rows = bench_rows(device, smoke=smoke, n=n, steps=steps)
     if not args.no_engine:
         with tempfile.TemporaryDirectory() as tmp:
-            root = ensure_mazes(Path(tmp) / "data", 300 if smoke else 20_000, 100 if smoke else 1000)
+            root = ensure_mazes(Path(tmp) / "data", 300 if smoke else 20_000,
+                                100 if smoke else 1000)
             rows += engine_rows(device, root, Path(tmp), smoke=smoke)
     print(format_table(rows))
     print()

@@ -88,15 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    notes = [f"device: {name}{' (smoke mode: tiny sizes, the numbers mean nothing)' if smoke else ''}"
-             f"; torch {torch.__version__}"]
+    mode = " (smoke mode: tiny sizes, the numbers mean nothing)" if smoke else ""
+    notes = [f"device: {name}{mode}; torch {torch.__version__}"]
     rows: list[dict] = []
     ok = True
 
     def part(title: str) -> bool:
         elapsed = time.perf_counter() - start
         if elapsed > args.budget_s:
-            notes.append(f"{title}: skipped, {elapsed:.0f} s elapsed > --budget-s {args.budget_s:.0f}")
+            notes.append(f"{title}: skipped, {elapsed:.0f} s elapsed > --budget-s "
+                         f"{args.budget_s:.0f}")
             return False
         print(f"[{elapsed:5.0f} s] {title}", flush=True)
         return True

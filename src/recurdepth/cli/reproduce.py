@@ -183,7 +183,7 @@ def run_analysis(args: argparse.Namespace) -> int:
 
 
 def default_design(design: str) -> str:
-    """The default job's preset: the GPU design where CUDA is available (or asked), else the CPU's."""
+    """The default job's preset: the GPU design where CUDA is (or when asked), else the CPU's."""
     if design == "auto":
         from recurdepth.training.launch import visible_gpu_count
 
