@@ -222,6 +222,17 @@ def test_compiled_static_shape_step_gives_the_eager_weights(maze_root):
     assert all(not torch.equal(a, p) for a, p in zip(want, init))  # both trained
 
 
+def test_cuda_graphs_only_on_cuda_and_never_under_ddp():
+    model = build_model("maze", "recurrent", iters=1, width=4)
+    # torch.compile is lazy: nothing is compiled (or needs a GPU) until the first call.
+    assert compile_for_training(model, mode="reduce-overhead", device="cuda").cudagraphs
+    assert compile_for_training(model, mode="max-autotune", device="cuda:1").cudagraphs
+    assert not compile_for_training(model, mode="reduce-overhead", device="cuda",
+                                    distributed=True).cudagraphs
+    assert not compile_for_training(model, mode="reduce-overhead", device="cpu").cudagraphs
+    assert not compile_for_training(model, mode="default", device="cuda").cudagraphs
+
+
 # ---------------------------------------------------------------- the main job on a GPU
 
 def test_reproduce_picks_the_gpu_design_where_cuda_is(monkeypatch):

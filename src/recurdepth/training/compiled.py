@@ -59,6 +59,9 @@ def compile_for_training(model: nn.Module, *, mode: str, device: str,
     if not graphs:  # the same mode without its CUDA graphs
         mode = {"reduce-overhead": "default",
                 "max-autotune": "max-autotune-no-cudagraphs"}.get(mode, mode)
+    # A worker trains run after run in one process: without a reset, the ninth model compiled
+    # there would exceed dynamo's recompilation limit and silently run eager.
+    torch._dynamo.reset()
     if backend != "inductor":  # tests: a backend without code generation takes no mode
         compiled = torch.compile(model, backend=backend, dynamic=False)
     else:
