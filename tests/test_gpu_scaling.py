@@ -74,6 +74,18 @@ def test_runs_per_gpu_bad_values_are_refused():
     assert LocalExecutor(None, gpu_count=0).max_parallel == 1  # a CPU machine: one run
 
 
+def test_ray_shares_a_gpu_through_fractional_num_gpus():
+    from recurdepth.experiments.executors import RayExecutor, make_executor
+
+    ray = make_executor("ray", num_gpus=1.0, runs_per_gpu=4)
+    assert isinstance(ray, RayExecutor) and ray.num_gpus == 0.25
+    assert "0.25 GPU(s) and 1 CPU(s) per run, 4 run(s) per GPU" in ray.describe_placement([])
+    with pytest.raises(ConfigError, match="does not combine with --gpus-per-run"):
+        make_executor("ray", runs_per_gpu=2, gpus_per_run=2)
+    with pytest.raises(ConfigError, match="--runs-per-gpu is for --executor local and ray"):
+        make_executor("slurm", runs_per_gpu=2)
+
+
 def _maze_config(depth: int, width: int, batch: int) -> dict:
     return {"model": {"family": "maze", "mode": "feedforward", "width": width,
                       "effective_depth": depth},

@@ -209,7 +209,6 @@ class LocalExecutor:
     def _place(self, runs_per_gpu: int, runs: int | None = None) -> None:
         """Set the worker count (at most ``runs``) and each worker's CUDA_VISIBLE_DEVICES for K
         runs per GPU."""
-        self.runs_per_gpu_now = runs_per_gpu
         # Round-robin over the GPUs: with fewer workers than places, the runs still spread out.
         self.worker_slots = [slot for _ in range(runs_per_gpu) for slot in (self.slots or [])]
         cap = self.requested_parallel
