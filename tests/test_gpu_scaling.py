@@ -281,7 +281,7 @@ def test_gpu_check_smoke_mode_writes_one_summary_table(tmp_path, capsys):
     assert any(s.startswith("engine train_run, batch 50, fp32") for s in settings)
     job = summary["main_job"]
     assert job["runs"] == 2 and job["failed"] == 0 and job["full_runs"] == 64
-    assert all(r["images_per_s"] > 0 for r in summary["rows"])
+    assert all(r["images_per_s"] > 0 for r in summary["rows"]) and summary["finished"]
     table = (tmp_path / "gpu_check.md").read_text()
     assert "full reproduce_gpu (64 runs), extrapolated" in table
     assert table.strip() in capsys.readouterr().out
