@@ -253,7 +253,9 @@ def test_reproduce_picks_the_gpu_design_where_cuda_is(monkeypatch):
     monkeypatch.setattr("recurdepth.training.launch.visible_gpu_count", lambda: 1)
     assert default_design("auto") == GPU_PRESET and default_design("cpu") == DEFAULT_PRESET
     monkeypatch.setattr("recurdepth.training.launch.visible_gpu_count", lambda: 0)
-    assert default_design("auto") == DEFAULT_PRESET and default_design("gpu") == GPU_PRESET
+    assert default_design("auto") == DEFAULT_PRESET
+    with pytest.raises(ConfigError, match="--design gpu needs a CUDA GPU"):
+        default_design("gpu")
     cpu, gpu = load_experiment(DEFAULT_PRESET), load_experiment(GPU_PRESET)
     cpu_depths = {r.config.model.effective_depth for r in cpu.runs()}
     gpu_depths = {r.config.model.effective_depth for r in gpu.runs()}

@@ -184,11 +184,16 @@ def run_analysis(args: argparse.Namespace) -> int:
 
 def default_design(design: str) -> str:
     """The default job's preset: the GPU design where CUDA is (or when asked), else the CPU's."""
-    if design == "auto":
-        from recurdepth.training.launch import visible_gpu_count
+    if design == "cpu":
+        return DEFAULT_PRESET
+    from recurdepth.training.launch import visible_gpu_count
 
-        design = "gpu" if visible_gpu_count() else "cpu"
-    return GPU_PRESET if design == "gpu" else DEFAULT_PRESET
+    if visible_gpu_count():
+        return GPU_PRESET
+    if design == "gpu":
+        raise ConfigError("--design gpu needs a CUDA GPU and this machine has none; use "
+                          "--design cpu (or auto)")
+    return DEFAULT_PRESET
 
 
 def _duration(seconds: float) -> str:
