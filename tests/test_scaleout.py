@@ -74,7 +74,7 @@ def test_gpu_slots_are_disjoint_groups_of_the_visible_devices():
 
 def test_local_executor_on_three_gpus_runs_three_at_once_each_on_its_own(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    ex = LocalExecutor(8, progress=False, gpu_count=3, threads_per_run=1)
+    ex = LocalExecutor(8, progress=False, gpu_count=3, threads_per_run=1, runs_per_gpu=1)
     assert ex.max_parallel == 3 and ex.slots == ["0", "1", "2"]
     tasks = [Task(f"id{i}", f"run{i}", {}, f"/nonexistent/{i}") for i in range(6)]
     outcomes = []

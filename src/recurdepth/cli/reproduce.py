@@ -27,6 +27,7 @@ from recurdepth.experiments.sweep import run_sweep
 DEFAULT_PRESET = "reproduce"
 QUICK_PRESET = "quick"
 FULL_PRESET = "reproduce_full"
+GPU_PRESET = "reproduce_gpu"  # the default job on a machine with CUDA (issue 21)
 OUT_ROOT = Path("reproduce")
 
 
@@ -58,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or an analysis preset (the paper's Tables 3, 6, 7, Figure 6, CKA values, "
                         f"Figure 8: {', '.join(_analysis_presets())}); with --quick, an analysis "
                         "preset's CPU-sized smoke form")
+    p.add_argument("--design", choices=("auto", "cpu", "gpu"), default="auto",
+                   help=f"the default job's design: cpu ({DEFAULT_PRESET!r}, sized for a 2-core "
+                        f"CPU) or gpu ({GPU_PRESET!r}: 8 trials, depths 8-20, 60 epochs, runs "
+                        "packed per GPU, an estimated 6-9 minutes on one H100/H200); auto: gpu "
+                        "when CUDA is available (default auto)")
     p.add_argument("--seed", default=None, metavar="N",
                    help="base seed of the experiment: trial t trains with seed N+t and the mazes "
                         "are generated with seed N (default: the preset's, 0); a non-default "
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                           f"{args.preset!r} is sized by overrides: `recurdepth sweep "
                           f"{args.preset} train.epochs=1 --trials 1`")
     name = args.preset or (QUICK_PRESET if args.quick else FULL_PRESET if args.full
-                           else DEFAULT_PRESET)
+                           else default_design(args.design))
     seed = parse_seed(args.seed)
     experiment = load_experiment(name)
     own_seed = experiment.base.get("seed", 0)
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if data_root is not None:
         experiment = experiment.with_data_root(Path(data_root).resolve())
     max_parallel = args.max_parallel
-    if max_parallel is None and args.executor == "local" and args.preset is None:
+    if (max_parallel is None and args.executor == "local" and args.preset is None
+            and name != GPU_PRESET):  # on a GPU the executor packs runs per GPU itself
         # One single-threaded run per core: on a small shared CPU this beats one run on all
         # cores (no thread spin-waiting when another process takes a core).
         max_parallel = max(1, min(2, os.cpu_count() or 1))
@@ -112,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
           f"configuration) -> {out}")
     if experiment.description:
         print(f"  {experiment.description}")
+    if name == GPU_PRESET and args.design == "auto":
+        print("  (the GPU design, chosen because CUDA is available; --design cpu runs the CPU job)")
     start = time.perf_counter()
     summary = run_sweep(experiment, out, executor=executor, progress=not args.no_progress)
     files = write_report(summary.db_path)
@@ -171,6 +180,20 @@ def run_analysis(args: argparse.Namespace) -> int:
     for path in done.files:
         print(f"wrote {path}")
     return 0
+
+
+def default_design(design: str) -> str:
+    """The default job's preset: the GPU design where CUDA is (or when asked), else the CPU's."""
+    if design == "cpu":
+        return DEFAULT_PRESET
+    from recurdepth.training.launch import visible_gpu_count
+
+    if visible_gpu_count():
+        return GPU_PRESET
+    if design == "gpu":
+        raise ConfigError("--design gpu needs a CUDA GPU and this machine has none; use "
+                          "--design cpu (or auto)")
+    return DEFAULT_PRESET
 
 
 def _duration(seconds: float) -> str:

@@ -26,8 +26,9 @@ def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "ru
                    help="Ray cluster address (e.g. auto or ray://head:10001); default: start a "
                         "local Ray")
     p.add_argument("--max-parallel", type=int, default=None, metavar="N",
-                   help="runs at once (local: worker processes with one CPU thread share each, "
-                        "default 1; ray: tasks in flight, default all)")
+                   help="runs at once (local: worker processes sharing the CPU cores; default 1 "
+                        "on a CPU, every place of --runs-per-gpu on a GPU machine; ray: tasks in "
+                        "flight, default all)")
     p.add_argument("--num-cpus", type=float, default=1.0,
                    help="CPUs per Ray task (default 1)")
     p.add_argument("--num-gpus", type=float, default=0.0,
@@ -36,6 +37,11 @@ def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "ru
                    help="GPUs per run; N > 1 trains each run with N DDP processes (torchrun). "
                         "local: at most (GPUs / N) runs at once, each on its own GPUs "
                         "(default 1 on a GPU machine); ray and slurm: requested per task")
+    p.add_argument("--runs-per-gpu", type=int, default=None, metavar="K",
+                   help="runs sharing each GPU at once (local: K worker processes pinned to each "
+                        "GPU; ray: num_gpus 1/K per task). Default on a GPU machine: as many as "
+                        "the GPU's memory (the runs' estimate) and the CPU cores allow, printed "
+                        "at the start; small models leave a GPU mostly idle alone")
     slurm = p.add_argument_group("SLURM (--executor slurm)")
     slurm.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
     slurm.add_argument("--time", default=None, metavar="HH:MM:SS",
@@ -134,7 +140,7 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
     return make_executor(args.executor, max_parallel=args.max_parallel, address=args.address,
                          num_cpus=args.num_cpus, num_gpus=args.num_gpus,
                          progress=not args.no_progress, gpus_per_run=args.gpus_per_run,
-                         slurm=slurm)
+                         slurm=slurm, runs_per_gpu=args.runs_per_gpu)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     done = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing to run"
     print(f"{experiment.name}: {summary.total} runs, {summary.skipped} already finished, "
           f"{summary.ran} run now ({done}); database {summary.db_path}")
+    if summary.placement:
+        print(f"placement: {summary.placement}")
     for name, error in summary.failures:
         print(f"  failed: {name}: {error.splitlines()[0]}")
     if args.report:

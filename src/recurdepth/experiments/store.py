@@ -155,9 +155,15 @@ class ResultStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
 
+    def record_placement(self, text: str) -> None:
+        """Store how the latest sweep placed its runs on the GPUs (the report shows it)."""
+        with self._transaction():
+            self.conn.execute("INSERT OR REPLACE INTO experiment VALUES (?, ?)",
+                              ("placement", text))
+
     # -- identity --------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
-        """The experiment table as a dict (name, spec_hash, spec, schema_version)."""
+        """The experiment table as a dict (name, spec_hash, spec, schema_version, placement)."""
         return dict(self.conn.execute("SELECT key, value FROM experiment"))
 
     @property

@@ -45,6 +45,7 @@ class SweepSummary:
     ran: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    placement: str | None = None  # how the runs were placed on the GPUs (None: no GPUs)
 
 
 def _is_done(record: RunRecord, run: RunSpec) -> bool:
@@ -199,6 +200,13 @@ def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
             prepare_data(experiment, missing, progress=progress)
         tasks = [Task(r.run_id, r.name, _absolute_root(r.config.to_dict()),
                       str(run_dirs[r.run_id])) for r in todo]
+        executor = executor or LocalExecutor(progress=progress)
+        placement = executor.describe_placement(tasks) if tasks and hasattr(
+            executor, "describe_placement") else None
+        summary.placement = placement
+        if placement:
+            say(f"placement: {placement}")
+            store.record_placement(placement)
         epochs = {t.run_id: int(t.config["train"]["epochs"]) for t in tasks}
         bar = tqdm(total=sum(epochs.values()), desc=f"sweep {experiment.name}", unit="epoch",
                    disable=bar_disable(bool(progress and tasks)), position=0)
@@ -237,8 +245,7 @@ def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
             show()
 
         try:
-            (executor or LocalExecutor(progress=progress)).execute(tasks, train_fn, on_start,
-                                                                  on_done, on_tick=show)
+            executor.execute(tasks, train_fn, on_start, on_done, on_tick=show)
         finally:
             bar.close()
     return summary

@@ -144,6 +144,8 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
           f"Results database: `{db_path.name}` · spec hash `{meta.get('spec_hash')}` · "
           f"{len(records)} runs ({status_line}) · {spec.get('trials', '?')} trial(s) per "
           f"configuration.", ""]
+    if meta.get("placement"):
+        md += [f"Runs placed by the latest sweep: {meta['placement']}.", ""]
     md += verdict_markdown(verdicts)
     for title, path in figures:
         md += [f"## {title}", "", f"![{title}]({path.name}) ([SVG]({path.with_suffix('.svg').name}))",

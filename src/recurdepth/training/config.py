@@ -87,7 +87,7 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int | None = None  # None: the data set's (SPEC §3: 128 classification, 50 mazes)
-    eval_batch_size: int | None = None  # None: 2 x batch_size
+    eval_batch_size: int | None = None  # None: 2 x batch_size (at least 500 on a GPU)
     # Test accuracy at iterations 1..N of a recurrent model: an int N, or "<factor>x" relative to
     # the trained iterations ("2x": think twice as long); None: the trained iterations.
     eval_iters: int | str | None = None
@@ -108,6 +108,11 @@ class RuntimeConfig:
 
     ``amp`` and ``channels_last``: on for CUDA and for CPUs with native bf16 (see
     :func:`cpu_has_bf16`); ``compile`` and ``cudnn_benchmark``: on for CUDA only.
+    ``tf32``: TF32 tensor-core math for fp32 convolutions and matmuls (Ampere and newer GPUs);
+    auto = on for CUDA, off elsewhere; the paper presets set it off (the authors computed in full
+    fp32). ``compile_mode``: torch.compile's mode; auto = ``reduce-overhead`` on CUDA (the
+    forward and backward replayed as CUDA graphs on the full batches, the last partial batch
+    eager), ``default`` elsewhere.
     """
 
     device: str = AUTO
@@ -115,6 +120,8 @@ class RuntimeConfig:
     channels_last: bool | str = AUTO
     compile: bool | str = AUTO
     cudnn_benchmark: bool | str = AUTO
+    tf32: bool | str = AUTO  # auto | on | off
+    compile_mode: str = AUTO  # auto | default | reduce-overhead | max-autotune
     progress: bool = True
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     sync_bn: bool = False  # several processes: synchronise BatchNorm statistics (CUDA only)
@@ -563,6 +570,12 @@ def resolve_device(device: str) -> str:
     return device
 
 
+# Default evaluation batch on a GPU (train.eval_batch_size unset): at least this many samples.
+GPU_EVAL_BATCH = 500
+
+# torch.compile modes a run may ask for (runtime.compile_mode).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 # CPU flags (Linux /proc/cpuinfo) of native bf16 arithmetic: AVX-512 BF16 and AMX.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -588,7 +601,7 @@ def _auto_flag(value: bool | str, key: str, on_cuda: bool) -> bool:
     if isinstance(value, bool):
         return value
     if value != AUTO:
-        raise ConfigError(f"{key}: expected true, false or auto, got {value!r}")
+        raise ConfigError(f"{key}: expected true, false or auto (or on, off), got {value!r}")
     return on_cuda
 
 
@@ -666,7 +679,9 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
     if r.train.batch_size is None:
         r.train.batch_size = data.batch_size
     if r.train.eval_batch_size is None:
-        r.train.eval_batch_size = 2 * r.train.batch_size
+        # A GPU evaluates small batches at a fraction of its speed (launch-bound): evaluate big.
+        on_cuda = resolve_device(r.runtime.device).startswith("cuda")
+        r.train.eval_batch_size = max(2 * r.train.batch_size, GPU_EVAL_BATCH if on_cuda else 0)
     if r.train.batch_size < 1 or r.train.eval_batch_size < 1:
         raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
     r.train.eval_iters = resolve_eval_iters(r.train.eval_iters, r.model.iters)
@@ -729,6 +744,18 @@ def _resolve_runtime(r: RunConfig) -> None:
     r.runtime.compile = _auto_flag(r.runtime.compile, "runtime.compile", on_cuda)
     r.runtime.cudnn_benchmark = _auto_flag(r.runtime.cudnn_benchmark, "runtime.cudnn_benchmark",
                                            on_cuda)
+    r.runtime.tf32 = _auto_flag(_on_off(r.runtime.tf32), "runtime.tf32", on_cuda)
+    if r.runtime.compile_mode == AUTO:
+        # CUDA graphs remove the per-kernel launch cost that dominates small batches on a GPU.
+        r.runtime.compile_mode = "reduce-overhead" if on_cuda else "default"
+    if r.runtime.compile_mode not in COMPILE_MODES:
+        raise ConfigError(choices_message("runtime.compile_mode", r.runtime.compile_mode,
+                                          (AUTO, *COMPILE_MODES)))
+
+
+def _on_off(value: bool | str) -> bool | str:
+    """``on``/``off`` (a YAML or command-line spelling) as a bool; anything else unchanged."""
+    return {"on": True, "off": False}.get(value, value) if isinstance(value, str) else value
 
 
 def _resolve_options(model: ModelConfig, defaults: Mapping[str, Any]) -> None:
@@ -897,7 +924,7 @@ def _saved_part(d: Any, key: str) -> Any:
     return d
 
 
-__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
+__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "COMPILE_MODES", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "RuntimeConfig", "TrainConfig", "apply_overrides", "identity_hash", "load_config",
            "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_eval_iters",
            "resolve_on",

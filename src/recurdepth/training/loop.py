@@ -97,8 +97,10 @@ def train_epoch(
             samples += n
             bar.update(1)
             if x.device.type == "cpu" or (step + 1) % SYNC_EVERY == 0:
-                # A NaN/inf loss stops the run here: nothing after it would mean anything.
-                if not _all_finite(loss, dist):
+                # A NaN/inf loss stops the run here: nothing after it would mean anything. The
+                # epoch's sum is checked, so a bad step between two reads is caught too (on a GPU
+                # at most SYNC_EVERY steps late: the only host syncs of the epoch).
+                if not _all_finite(loss_sum, dist):
                     finite = False
                     break
                 if progress and (step + 1) % 5 == 0:
@@ -179,7 +181,7 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, opts: StepOptions)
 
 
 def _all_finite(loss: Tensor, dist: Dist) -> bool:
-    """True when the step's loss is finite on every process (all stop together, or none)."""
+    """True when ``loss`` is finite on every process (all stop together, or none)."""
     bad = torch.tensor(0.0 if math.isfinite(float(loss)) else 1.0)
     return float(dist.all_sum(bad)) == 0.0
 

@@ -31,6 +31,7 @@ from recurdepth.models import build_model
 from recurdepth.training.budget import check_eval_memory, check_training_memory
 from recurdepth.training import rundir
 from recurdepth.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from recurdepth.training.compiled import compile_for_training
 from recurdepth.training.config import (MAX_ITERS, RunConfig, protocol_dict, resolve, resolve_on,
                                         stored_identity)
 from recurdepth.training.distributed import (Dist, check_world_size, init_distributed,
@@ -163,7 +164,8 @@ def _train(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *, prog
                              find_unused_parameters=not OBJECTIVES[cfg.train.objective]
                              .uses_every_parameter)
     if cfg.runtime.compile:
-        train_model = torch.compile(train_model)
+        train_model = compile_for_training(train_model, mode=str(cfg.runtime.compile_mode),
+                                           device=cfg.runtime.device, distributed=dist.enabled)
     for epoch in range(state.epoch, cfg.train.epochs):
         stats = _train_epoch(state, train_model, cfg, data, epoch, progress, dist)
         if not stats.finite:
@@ -188,6 +190,7 @@ def _setup(cfg: RunConfig) -> RunState:
     device = torch.device(cfg.runtime.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(cfg.runtime.cudnn_benchmark)
+    set_tf32(bool(cfg.runtime.tf32))
     torch.manual_seed(cfg.seed)  # model initialisation
     model = make_model(cfg).to(device)
     if cfg.runtime.channels_last:
@@ -196,6 +199,22 @@ def _setup(cfg: RunConfig) -> RunState:
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.runtime.amp == "fp16")
     return RunState(model=model, optimizer=optimizer, scaler=scaler)
 
+
+
+def set_tf32(on: bool) -> None:
+    """TF32 tensor-core math for fp32 convolutions and matmuls on or off (this process).
+
+    torch's own default computes cuDNN convolutions in TF32 on Ampere and newer GPUs, so a run
+    that says fp32 must turn it off explicitly to compute in full fp32.
+    """
+    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
+
+
+def tf32_state() -> dict[str, bool]:
+    """Whether this process computes fp32 convolutions and matmuls in TF32 (for env.json)."""
+    return {"cudnn_conv": bool(torch.backends.cudnn.allow_tf32),
+            "matmul": bool(torch.backends.cuda.matmul.allow_tf32)}
 
 
 def _resume(state: RunState, cfg: RunConfig, run_dir: Path) -> None:
@@ -225,7 +244,9 @@ def _resume(state: RunState, cfg: RunConfig, run_dir: Path) -> None:
 def _open_folder(cfg: RunConfig, run_dir: Path, start_epoch: int, **env: Any) -> None:
     """Config, environment and status of this session; metrics the checkpoint does not cover dropped."""
     rundir.keep_metrics_before(run_dir, start_epoch)
-    rundir.write_environment(run_dir, cfg.runtime.device, resumed_from_epoch=start_epoch, **env)
+    rundir.write_environment(run_dir, cfg.runtime.device, resumed_from_epoch=start_epoch,
+                             tf32=tf32_state() if cfg.runtime.device.startswith("cuda") else False,
+                             **env)
     rundir.write_status(run_dir, "running", epoch=start_epoch, epochs=cfg.train.epochs)
 
 

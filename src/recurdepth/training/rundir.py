@@ -160,6 +160,11 @@ def environment(device: str) -> dict[str, Any]:
     }
     if device.startswith("cuda"):
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    from recurdepth.experiments.executors import PLACEMENT_ENV
+
+    if os.environ.get(PLACEMENT_ENV):  # a sweep's worker: which GPU, and how many runs share it
+        env["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        env["placement"] = os.environ[PLACEMENT_ENV]
     return env
 
 
