@@ -527,8 +527,10 @@ def _auto_flag(value: bool | str, key: str, on_cuda: bool) -> bool:
 def resolve_on(cfg: RunConfig, device: str) -> RunConfig:
     """Resolve ``cfg`` (resolved or not) for another device, e.g. to evaluate a GPU run on CPU."""
     c = copy.deepcopy(cfg)
+    # An fp32 run stays fp32 anywhere; a mixed-precision one takes the new device's default.
     c.runtime = RuntimeConfig(device=device, progress=cfg.runtime.progress,
-                              threads=cfg.runtime.threads)
+                              threads=cfg.runtime.threads,
+                              amp="off" if cfg.runtime.amp == "off" else AUTO)
     return resolve(c)
 
 
