@@ -116,3 +116,35 @@ def test_eval_keeps_an_fp32_run_in_fp32(roots, tmp_path, monkeypatch):
         run_dir = tmp_path / amp
         train_run(cfg, run_dir, progress=False, quiet=True)
         assert load_run(run_dir).config.runtime.amp == expected
+
+
+def _group(dataset: str, curves: list) -> "GroupStat":
+    from recurdepth.report.results import GroupStat
+
+    return GroupStat(panel="p", family="f", mode="recurrent", dataset=dataset, effective_depth=8,
+                     iters=2, width=4, parameters=10, extra={}, curves=curves)
+
+
+def test_a_run_near_chance_is_not_learning_and_never_converged():
+    from recurdepth.report.results import RunCurve
+    from recurdepth.report.verdict import PanelVerdict, convergence_line, run_convergence
+
+    # A maze run at 0-0.5% (chance 0: only exact solutions count) gains < 1 point over its last
+    # quarter; by the gain rule alone it would read converged.
+    flat_zero = RunCurve("z", 8, [(6, 0.0, 0.0), (7, 0.0, 0.0), (8, 0.5, 1.0)])
+    c = run_convergence(flat_zero, chance=0.0)
+    assert c.converged is False and c.learning is False
+    # CIFAR-10 (10 classes, chance 10%): 14% is within 5 points of chance, 16% flat is not.
+    near = RunCurve("n", 8, [(6, 13.8, 0.0), (8, 14.0, 0.0)])
+    above = RunCurve("a", 8, [(6, 15.8, 0.0), (8, 16.0, 0.0)])
+    assert run_convergence(near, chance=10.0).learning is False
+    assert run_convergence(above, chance=10.0).converged is True
+    line = convergence_line(_group("mazes 5x5", [flat_zero, flat_zero]))
+    assert line.startswith("NOT converged: 2/2 runs not learning") and "chance, 0%" in line
+    line = convergence_line(_group("cifar10", [near, above]))
+    assert "1/2 runs not learning" in line and "n: 14.0% train" in line
+    assert convergence_line(_group("cifar10", [above])) == "converged (1/1 runs)"
+    # The verdict does not count such runs as converged.
+    pv = PanelVerdict("p", [], convergence=[("recurrent, depth 8",
+                                             convergence_line(_group("mazes", [flat_zero])))])
+    assert "some runs had not converged" in pv.overall()
