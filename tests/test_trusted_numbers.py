@@ -116,6 +116,29 @@ def test_eval_keeps_an_fp32_run_in_fp32(roots, tmp_path, monkeypatch):
         run_dir = tmp_path / amp
         train_run(cfg, run_dir, progress=False, quiet=True)
         assert load_run(run_dir).config.runtime.amp == expected
+        # SGD by default: the authors' 5-epoch warm-up over a 1-epoch run is said, not silent.
+        log = (run_dir / "train.log").read_text()
+        assert "5-epoch warm-up" in log and "18% of optim.lr" in log
+
+
+def test_warm_up_is_the_authors_with_sgd_none_with_adam_and_kept_when_asked():
+    from recurdepth.training.config import resolve
+    from recurdepth.training.optim import lr_factor, warmup_warning
+
+    def resolved(**keys):
+        return resolve(apply_overrides(RunConfig(), {"runtime.device": "cpu",
+                                                     "model.effective_depth": 8, **keys}))
+
+    assert resolved(**{"optim.name": "sgd"}).optim.warmup_epochs == 5
+    adam = resolved(**{"optim.name": "adam", "optim.lr": 0.002, "train.epochs": 3})
+    assert adam.optim.warmup_epochs == 0 and lr_factor(0, adam.optim) == 1.0
+    asked = resolved(**{"optim.name": "adam", "optim.warmup_epochs": 5})
+    assert asked.optim.warmup_epochs == 5  # a preset or user asking for it keeps it
+    # 1 - exp(-1/5) = 0.181: epoch 1 of a 5-epoch warm-up trains at 18% of the rate.
+    assert "18% of optim.lr" in warmup_warning(asked.optim, 3)
+    assert "covers 3 of this run's 3 epochs" in warmup_warning(asked.optim, 3)
+    assert warmup_warning(asked.optim, 20) is None  # the authors' long runs: no warning
+    assert warmup_warning(adam.optim, 3) is None
 
 
 def _group(dataset: str, curves: list) -> "GroupStat":

@@ -65,6 +65,9 @@ class DataConfig:
     workers: int = 4  # ImageNet DataLoader workers
 
 
+SGD_WARMUP_EPOCHS = 5  # the authors' exponential warm-up (SPEC §3)
+
+
 @dataclass
 class OptimConfig:
     """Optimizer and learning-rate schedule (SPEC §3: SGD 0.9, wd 2e-4, steps, 5-epoch warm-up)."""
@@ -75,7 +78,9 @@ class OptimConfig:
     weight_decay: float = 2e-4
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
-    warmup_epochs: int = 5
+    # None: the authors' 5-epoch warm-up with SGD (their protocol), none with Adam, which adapts
+    # its own step sizes (at 5 epochs its first epoch would train at 18% of optim.lr).
+    warmup_epochs: int | None = None
     recur_lr_divide: bool | None = None  # None: on for mazes (lr of the shared unit / iters)
     clip_grad_norm: float | None = None
 
@@ -606,6 +611,8 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
     """Validate the optimiser and schedule; fill batch sizes and the recurrent lr rule (in place)."""
     if r.optim.recur_lr_divide is None:
         r.optim.recur_lr_divide = r.task.divide_recurrent_lr
+    if r.optim.warmup_epochs is None:
+        r.optim.warmup_epochs = SGD_WARMUP_EPOCHS if r.optim.name == "sgd" else 0
     for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")

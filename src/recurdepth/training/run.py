@@ -38,7 +38,7 @@ from recurdepth.training.distributed import (Dist, check_world_size, init_distri
 from recurdepth.training.data import Batches, RunData, build_batches, build_run_data, train_subset
 from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
-from recurdepth.training.optim import build_optimizer, set_epoch_lr
+from recurdepth.training.optim import build_optimizer, set_epoch_lr, warmup_warning
 from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
 from recurdepth.training.tracking import Tracker
 
@@ -109,6 +109,9 @@ def _train_locked(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, 
             tracker.log(f"run {cfg.name}: {cfg.model.mode} {cfg.model.family}, effective depth "
                         f"{cfg.model.effective_depth}, {cfg.train.epochs} epochs on "
                         f"{cfg.runtime.device}")
+            warning = warmup_warning(cfg.optim, cfg.train.epochs)
+            if warning:
+                tracker.log(warning)
         try:
             result = _train(config, cfg, run_dir, dist, progress=progress,
                             fingerprint=fingerprint, tracker=tracker)
