@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from fixtures_data import write_cifar10, write_emnist, write_image_folder, write_svhn
-from recurdepth.cli import main
+from cli_run import run_cli
 from recurdepth.cli.analyze import ANALYSES
 from recurdepth.data.mazes import generate_dataset, maze_dir
 from recurdepth.errors import ConfigError
@@ -106,17 +106,6 @@ def _words(keys: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in keys.items()]
 
 
-def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of ``recurdepth ARGV`` run in this process."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse and user errors exit through SystemExit
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
@@ -135,7 +124,7 @@ def trained(data_root: Path, tmp_path_factory: pytest.TempPathFactory,
     def run(family: str, mode: str, capsys: pytest.CaptureFixture[str]) -> Path:
         if (family, mode) not in runs:
             run_dir = base / f"{family}-{mode}"
-            code, out, err = _cli(["train", "--quiet", "--run-dir", str(run_dir),
+            code, out, err = run_cli(["train", "--quiet", "--run-dir", str(run_dir),
                                    *_words(_overrides(family, mode, data_root))], capsys)
             runs[family, mode] = run_dir, code, out + err
         run_dir, code, output = runs[family, mode]
@@ -172,7 +161,7 @@ def test_eval(family: str, mode: str, trained, capsys) -> None:
         # Recurrent models think longer than trained; a feed-forward one runs its own units.
         iters = ITERS + 1 if mode == "recurrent" else ITERS
     argv = ["eval", str(run_dir), "--format", "json"] + (["--iters", str(iters)] if iters else [])
-    code, out, err = _cli(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 0, f"recurdepth eval ({family}, {mode}) failed: {err}"
     got = json.loads(out)
     assert 0.0 <= got["acc"] <= 100.0 and got["samples"] == 4
@@ -183,7 +172,7 @@ def test_eval(family: str, mode: str, trained, capsys) -> None:
     else:
         assert "acc_per_iter" not in got
     if not spec.unrolled:  # no iterations to ask for: refused in one line, nothing else
-        code, _, err = _cli(["eval", str(run_dir), "--iters", "3"], capsys)
+        code, _, err = run_cli(["eval", str(run_dir), "--iters", "3"], capsys)
         assert code == 2 and "iterations" in err and "Traceback" not in err
 
 
@@ -200,7 +189,7 @@ def test_analyze(family: str, mode: str, analysis: str, trained, capsys) -> None
     except ConfigError:
         accepted = False
     out_dir = run_dir / "analysis-test" / analysis
-    code, out, err = _cli(["analyze", analysis, str(run_dir), "--out", str(out_dir),
+    code, out, err = run_cli(["analyze", analysis, str(run_dir), "--out", str(out_dir),
                            *CHEAP_FLAGS.get(analysis, [])], capsys)
     if accepted:
         assert code == 0, f"recurdepth analyze {analysis} ({family}, {mode}) failed: {err}"
@@ -224,10 +213,10 @@ def test_sweep_report(family: str, data_root: Path, tmp_path: Path, capsys) -> N
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(experiment))
     out = tmp_path / "sweep"
-    code, text, err = _cli(["sweep", str(path), "--out", str(out), "--no-progress"], capsys)
+    code, text, err = run_cli(["sweep", str(path), "--out", str(out), "--no-progress"], capsys)
     assert code == 0, f"recurdepth sweep ({family}) failed: {text}{err}"
     assert f"{len(spec.modes)} run now ({len(spec.modes)} completed)" in text, text
-    code, text, err = _cli(["report", str(out)], capsys)
+    code, text, err = run_cli(["report", str(out)], capsys)
     assert code == 0, f"recurdepth report ({family}) failed: {err}"
     assert (out / "report" / "index.md").exists()
     index = (out / "report" / "index.md").read_text()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recurdepth.cli import main
+from cli_run import run_cli
 from recurdepth.data.mazes import generate_dataset, maze_dir
 from recurdepth.experiments import store as store_module
 from recurdepth.experiments.spec import load_experiment
@@ -19,16 +19,6 @@ from recurdepth.experiments.store import ResultStore
 from recurdepth.experiments.sweep import db_path_for
 from recurdepth.report import find_db
 from recurdepth.training.checkpoint import load_checkpoint, save_checkpoint
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _one_line(err: str) -> str:
@@ -49,7 +39,7 @@ def test_report_refuses_the_folder_of_another_experiment(tmp_path, capsys):
     out = tmp_path / "quick_out"
     with ResultStore.open(db_path_for(out), load_experiment("quick")):
         pass
-    code, _, err = _cli(["report", "fig5_mazes_small", "--out", str(out)], capsys)
+    code, _, err = run_cli(["report", "fig5_mazes_small", "--out", str(out)], capsys)
     assert code == 2 and "'quick', not 'fig5_mazes_small'" in _one_line(err)
     assert not (out / "report").exists()
     assert find_db("quick", out) == db_path_for(out)  # its own experiment is found
@@ -57,7 +47,7 @@ def test_report_refuses_the_folder_of_another_experiment(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv", [["reproduce", "--preset", ""], ["reproduce", "--preset", " "]])
 def test_reproduce_refuses_an_empty_preset(argv, tmp_path, capsys):
-    code, _, err = _cli([*argv, "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "--preset needs a name" in _one_line(err)
     assert not (tmp_path / "o").exists()
 
@@ -67,13 +57,13 @@ def test_reproduce_refuses_an_empty_preset(argv, tmp_path, capsys):
 def test_max_parallel_must_be_positive(command, value, tmp_path, capsys):
     argv = [command, *(["quick"] if command == "sweep" else ["--quick"]),
             "--max-parallel", value, "--out", str(tmp_path / "o")]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2 and "--max-parallel" in _one_line(err) and ">= 1" in err
     assert not (tmp_path / "o").exists()
 
 
 def _train(run_dir: Path, data_root: Path, epochs: int, capsys) -> tuple[int, str, str]:
-    return _cli(["train", "--quiet", "--run-dir", str(run_dir), "model.family=maze",
+    return run_cli(["train", "--quiet", "--run-dir", str(run_dir), "model.family=maze",
                  "model.width=4", "model.effective_depth=8", f"data.root={data_root}",
                  "data.maze_size=5", "optim.name=adam", "optim.warmup_epochs=0",
                  "train.batch_size=12", f"train.epochs={epochs}", "train.eval_every=1"], capsys)
@@ -130,7 +120,7 @@ def test_full_disk_under_the_database_is_one_clear_line(existing, data_root, tmp
             pass
     monkeypatch.setattr(store_module.sqlite3, "connect",
                         functools.partial(sqlite3.connect, factory=_FullDisk))
-    code, _, err = _cli(["sweep", "quick", "--out", str(out), "--data-root", str(data_root),
+    code, _, err = run_cli(["sweep", "quick", "--out", str(out), "--data-root", str(data_root),
                          "--no-progress"], capsys)
     line = _one_line(err)
     assert code == 2 and "results database" in line and "disk is full" in line, err

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli_run import run_cli
 from recurdepth.cli import main
 from recurdepth.data.mazes import generate_dataset, maze_dir
 from recurdepth.training import config as config_module
@@ -21,16 +22,6 @@ BASE = {"seed": 0, "model": {"family": "maze", "width": 4, "effective_depth": 8}
         "data": {"name": "mazes", "maze_size": 5},
         "optim": {"name": "adam", "lr": 0.002, "warmup_epochs": 0, "milestones": []},
         "train": {"epochs": 1, "batch_size": 12}, "runtime": {"device": "cpu", "amp": "off"}}
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +51,17 @@ def swept(roots, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_sweep_does_not_skip_runs_trained_on_other_data(roots, swept, capsys):
     exp, out = swept
-    code, text, _ = _cli(["sweep", str(exp), "--out", str(out), "--data-root", str(roots["b"]),
+    code, text, _ = run_cli(["sweep", str(exp), "--out", str(out), "--data-root", str(roots["b"]),
                           "--dry-run"], capsys)
     assert code == 0
     rows = [ln for ln in text.splitlines() if ln.split(" ")[0].endswith("-t0")]
     assert len(rows) == 2 and all("other data" in ln and "completed" not in ln for ln in rows), text
-    code, text, err = _cli(["sweep", str(exp), "--out", str(out), "--data-root",
+    code, text, err = run_cli(["sweep", str(exp), "--out", str(out), "--data-root",
                             str(roots["b"]), "--no-progress"], capsys)
     assert code == 2 and "trained on other data" in err and "already finished" not in text
     assert len(err.strip().splitlines()) == 1
     # On its own data the sweep still skips them.
-    code, text, _ = _cli(["sweep", str(exp), "--out", str(out), "--data-root", str(roots["a"]),
+    code, text, _ = run_cli(["sweep", str(exp), "--out", str(out), "--data-root", str(roots["a"]),
                           "--no-progress"], capsys)
     assert code == 0 and "2 already finished, 0 run now" in text
 
@@ -78,15 +69,15 @@ def test_sweep_does_not_skip_runs_trained_on_other_data(roots, swept, capsys):
 def test_eval_on_other_data_is_kept_apart_and_not_reported(roots, swept, capsys):
     _, out = swept
     run = next(p for p in (out / "runs").iterdir() if "recurrent" in p.name)
-    assert _cli(["eval", str(run), "--data-root", str(roots["b"]), "--iters", "4"], capsys)[0] == 0
+    assert run_cli(["eval", str(run), "--data-root", str(roots["b"]), "--iters", "4"], capsys)[0] == 0
     table = json.loads((run / "eval.json").read_text())
     (key, entry), = table.items()
     assert key.startswith("test/size5/iters1..4/data") and entry["data_root"] == str(roots["b"])
     # The same root as the run's: its own key (no data part).
-    assert _cli(["eval", str(run), "--data-root", str(roots["a"]), "--iters", "4"], capsys)[0] == 0
+    assert run_cli(["eval", str(run), "--data-root", str(roots["a"]), "--iters", "4"], capsys)[0] == 0
     assert "test/size5/iters1..4" in json.loads((run / "eval.json").read_text())
     (run / "eval.json").write_text(json.dumps({key: entry}))  # only the other data's result
-    code, text, err = _cli(["report", str(out)], capsys)
+    code, text, err = run_cli(["report", str(out)], capsys)
     assert code == 0 and "other data" in err
     evals = (out / "report" / "index.md").read_text()
     assert "Saved evaluations" not in evals
@@ -102,7 +93,7 @@ def test_eval_refuses_a_checkpoint_of_another_run(roots, tmp_path, capsys):
         dirs[seed] = tmp_path / f"s{seed}"
         train_run(cfg, dirs[seed], progress=False, quiet=True)
     shutil.copy(dirs[1] / "checkpoint_last.pt", dirs[0] / "checkpoint_last.pt")
-    code, _, err = _cli(["eval", str(dirs[0])], capsys)
+    code, _, err = run_cli(["eval", str(dirs[0])], capsys)
     assert code == 2 and "belongs to another run" in err and "checkpoint_last.pt" in err
 
 
