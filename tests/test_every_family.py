@@ -28,6 +28,9 @@ from recurdepth.errors import ConfigError
 from recurdepth.models import build_model, get_family, list_models
 from recurdepth.models.unrolled import meta_build
 
+# A longer end-to-end test (pyproject's marker); .ci/run runs the whole suite, slow ones included.
+pytestmark = pytest.mark.slow
+
 MAZE_SIZE = 5
 TINY_WIDTH = 4
 ITERS = 2  # two iterations: a recurrent model shares its unit, a feed-forward one has two
