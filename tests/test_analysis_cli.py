@@ -124,7 +124,8 @@ def test_bad_images_and_mismatched_runs(runs, tmp_path, capsys):
     cfg = (other / "config.yaml").read_text()
     (other / "config.yaml").write_text(cfg.replace("maze_size: 5", "maze_size: 7"))
     assert main(["analyze", "cka", rec, str(other), "--images", "4"]) == 2
-    _one_error_line(capsys, "different data", "image size")
+    # Its checkpoint was trained with the config before the edit: refused as another run's.
+    _one_error_line(capsys, "belongs to another run", "config.yaml")
 
 
 def test_out_of_range_layers_steps_image_side_and_iterations(runs, tmp_path, capsys):

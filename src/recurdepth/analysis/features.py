@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from recurdepth.errors import ConfigError
 from recurdepth.models import UnrolledNet, count_layers
@@ -92,22 +92,28 @@ def feature_batches(model: UnrolledNet, inputs: Tensor, *, batch_size: int = 100
 # -- run folders: what an analysis may read, on which images, and where it writes -------------
 
 def check_analysable(run_dir: str | Path, analysis: str) -> None:
-    """A one-line ConfigError when ``run_dir``'s family has no body of iterations to analyse."""
-    from recurdepth.training.config import load_config
+    """A one-line ConfigError when ``run_dir``'s model cannot give what ``analysis`` reads."""
+    from recurdepth.models import get_family, list_models
+    from recurdepth.models.unrolled import meta_build
+    from recurdepth.training import rundir
     from recurdepth.training.run import make_model
 
-    config_file = Path(run_dir) / "config.yaml"
-    if not config_file.exists():
+    if not (Path(run_dir) / rundir.CONFIG_FILE).exists():
         return  # load_run says what is missing
-    cfg = load_config(config_file)
-    if analysis == "rf":
-        return
-    model = make_model(cfg)
+    # The resolved config: the requested one may leave iters to effective_depth (``train``'s runs).
+    cfg = rundir.read_config(Path(run_dir))
+    model = meta_build(lambda: make_model(cfg))
+    family = cfg.model.family
     if not isinstance(model, UnrolledNet):
+        having = [f for f in list_models() if get_family(f).unrolled]
         raise ConfigError(f"{run_dir}: the {analysis} analysis reads the state after every "
-                          f"iteration / block, which family {cfg.model.family!r} does not expose; "
-                          f"analyse a run of family maze, maze_dilated, convnet, mlp, residual "
-                          f"or residual_bn")
+                          f"iteration / block, which family {family!r} does not expose; "
+                          f"analyse a run of family {', '.join(having)}")
+    if analysis in ("featviz", "rf") and not any(isinstance(m, nn.Conv2d)
+                                                 for m in model.stem.modules()):
+        # Feature visualisation optimises an image; a receptive field is a region of one.
+        raise ConfigError(f"{run_dir}: the {analysis} analysis needs a convolutional model; "
+                          f"family {family!r} flattens its input")
 
 
 def check_same_data(cfg_a: Any, cfg_b: Any, run_a: Any = "run A", run_b: Any = "run B") -> None:

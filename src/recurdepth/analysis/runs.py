@@ -374,13 +374,14 @@ def analyze_receptive_field(run_dir: PathLike | None = None, *, family: str | No
         raise ConfigError(f"--image-side must be at least 1 pixel, got {image_side}")
     run_dilation = 1
     if run_dir is not None:
+        from recurdepth.analysis.features import check_analysable
         from recurdepth.training.config import read_resolved
-
         from recurdepth.training.run import not_a_run_message
 
         config_file = Path(run_dir) / "config.yaml"
         if not config_file.exists():
             raise ConfigError(not_a_run_message(Path(run_dir)))
+        check_analysable(run_dir, "rf")
         cfg = read_resolved(config_file)
         family, dataset = cfg.model.family, cfg.data.name
         run_dilation = int(cfg.model.options.get("dilation") or 1)

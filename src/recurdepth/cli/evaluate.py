@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Evaluate the last checkpoint of a run folder without augmentation. For "
         "recurrent models, --iters 1..N reports the accuracy after every iteration count from 1 "
         "to N, where N may exceed the trained iterations (the 'think longer' curve). Every "
-        "result is also saved in RUN_DIR/eval.json, keyed by split, maze size and iterations.",
+        "result is also saved in RUN_DIR/eval.json, keyed by split, maze size and iterations; "
+        "a result on other data than the run trained on (--data-root elsewhere, regenerated "
+        "data) gets a key of its own (data<fingerprint>) and is not shown as the run's result "
+        "by `recurdepth report`.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by `recurdepth train`")
     p.add_argument("--iters", metavar="1..N", help="evaluate after every iteration count from 1 "
@@ -51,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recurdepth.training.run import evaluate_saved
-    from recurdepth.training.tracking import record_eval
+    from recurdepth.training.tracking import eval_key, record_eval
 
     iters = parse_iters(args.iters) if args.iters else None
     out = evaluate_saved(args.run_dir, iters=iters, split=args.data, maze_size=args.maze_size,
@@ -74,5 +77,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {out['note']}")
     else:
         print(f"accuracy: {out['acc']:.2f}%")
+    if "data_digest" in out:
+        print(f"note: {out['data_root']} holds other data than this run trained on: saved "
+              f"apart from the run's results (key {eval_key(out)})")
     print(f"saved in {saved}")
     return 0

@@ -82,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
     from recurdepth.report import write_report
     from recurdepth.report.tables import depth_table
 
+    if args.preset is not None and not args.preset.strip():
+        raise ConfigError(f"--preset needs a name: an experiment preset "
+                          f"({', '.join(list_presets())}), an experiment YAML or an analysis "
+                          f"preset ({', '.join(_analysis_presets())}); leave --preset out for "
+                          f"the default job")
     if args.preset in _analysis_presets():
         return run_analysis(args)
     if args.preset is not None and (args.quick or args.full):

@@ -8,8 +8,19 @@ from pathlib import Path
 from recurdepth.experiments.executors import EXECUTORS, Executor, make_executor
 from recurdepth.experiments.spec import Experiment, RunSpec, list_presets, load_experiment
 from recurdepth.experiments.store import ResultStore
-from recurdepth.experiments.sweep import db_path_for, default_out_dir, run_sweep
+from recurdepth.experiments.sweep import db_path_for, default_out_dir, on_other_data, run_sweep
 from recurdepth.paths import folder_arg
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "runs/<experiment>",
@@ -25,7 +36,7 @@ def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "ru
     p.add_argument("--address", default=None,
                    help="Ray cluster address (e.g. auto or ray://head:10001); default: start a "
                         "local Ray")
-    p.add_argument("--max-parallel", type=int, default=None, metavar="N",
+    p.add_argument("--max-parallel", type=positive_int, default=None, metavar="N",
                    help="runs at once (local: worker processes sharing the CPU cores; default 1 "
                         "on a CPU, every place of --runs-per-gpu on a GPU machine; ray: tasks in "
                         "flight, default all)")
@@ -121,7 +132,10 @@ def dry_run(experiment: Experiment, runs: list[RunSpec], out: Path) -> int:
     if db.exists():
         with ResultStore.open_existing(db) as store:
             store.check_identity(experiment, runs)
-            status = {r.id: r.status for r in store.records()}
+            records = {r.id: r for r in store.records()}
+        status = {i: r.status for i, r in records.items()}
+        # A finished run on other data is not finished for this data (the sweep refuses it).
+        status.update({i: "other data" for i in on_other_data(runs, records)})
     rows = [{"run": r.name, "id": r.run_id, "mode": r.config.model.mode,
              "effective_depth": r.effective_depth, "iters": r.iters,
              "width": r.config.model.width, "parameters": r.parameters,

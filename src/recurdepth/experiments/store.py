@@ -13,6 +13,7 @@ byte-for-byte identical.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -153,7 +154,7 @@ class ResultStore:
         self.close()
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.path)
 
     def record_placement(self, text: str) -> None:
         """Store how the latest sweep placed its runs on the GPUs (the report shows it)."""
@@ -323,6 +324,16 @@ def _create(path: Path, experiment: Experiment) -> None:
     .tmp`` file, which the next sweep of the folder removes; ``path`` is either absent or whole.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_new(path, experiment)
+    except (sqlite3.OperationalError, OSError) as e:
+        clear = write_error(path, e)
+        if clear is None:
+            raise
+        raise clear from None
+
+
+def _write_new(path: Path, experiment: Experiment) -> None:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -359,18 +370,43 @@ def _json_column(value: str | None, what: str, run_id: str, path: Path) -> Any:
                         f"(finished runs are read back from their run folders)") from None
 
 
+def write_error(path: Path, error: BaseException) -> DataError | None:
+    """A one-line DataError for a results database that could not be written for want of
+    disk space (or a failing disk), else None."""
+    full = (isinstance(error, sqlite3.OperationalError)
+            and any(w in str(error) for w in ("full", "disk I/O"))) or (
+        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT))
+    if not full:
+        return None
+    return DataError(f"cannot write the results database {path}: {error} (the disk is full or "
+                     f"failing); free space on its disk and run the sweep again (finished runs "
+                     f"are kept)")
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error): each update is atomic on disk."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
+        self.path = path
 
     def __enter__(self) -> sqlite3.Connection:
         self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
+        if exc is None:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                raise write_error(self.path, e) or e from None
+            return
+        # SQLite itself rolls back on SQLITE_FULL; a second ROLLBACK would hide the cause.
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+        clear = write_error(self.path, exc)
+        if clear is not None:
+            raise clear from None
 
 
 __all__ = ["DB_NAME", "FINISHED", "STATUSES", "ResultStore", "RunRecord", "discard_unfinished",

@@ -56,6 +56,36 @@ def _is_done(record: RunRecord, run: RunSpec) -> bool:
         "epochs", 0)) >= run.config.train.epochs
 
 
+def on_other_data(runs: list[RunSpec], records: dict[str, RunRecord]) -> dict[str, str]:
+    """``{run id: reason}`` of finished runs whose folder recorded other data than they read now.
+
+    ``train`` refuses such a folder (:func:`~recurdepth.data.fingerprint.check_run_data`); a
+    sweep must not count them as finished either. Each data set is fingerprinted once.
+    """
+    from recurdepth.data.fingerprint import data_fingerprint, recorded_fingerprint
+
+    current: dict[tuple, dict | None] = {}
+    out = {}
+    for run in runs:
+        record = records.get(run.run_id)
+        if record is None or not record.finished:
+            continue
+        data = run.config.data
+        key = (data.name, str(data.root), run.config.example_sizes())
+        if key not in current:
+            current[key] = data_fingerprint(run.config)
+        now = current[key]
+        try:
+            before = recorded_fingerprint(record.run_dir)
+        except DataError as e:
+            out[run.run_id] = str(e)
+            continue
+        if now is not None and before is not None and now["digest"] != before["digest"]:
+            out[run.run_id] = (f"{run.name} was trained on other data than {data.root} holds now "
+                               f"(recorded root: {before.get('root')})")
+    return out
+
+
 def default_out_dir(experiment: Experiment) -> Path:
     """Where a sweep writes by default: ``runs/<experiment name>``."""
     return Path("runs") / experiment.name
@@ -191,6 +221,12 @@ def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
         store.sync_runs(runs, run_dirs)
         records = {rec.id: rec for rec in store.records()}
         run_dirs.update({r.run_id: records[r.run_id].run_dir for r in runs})  # stored folders win
+        other = on_other_data(runs, records)
+        if other:
+            first = next(iter(other.values()))
+            raise DataError(f"{len(other)} finished run(s) of {out_dir} were trained on other "
+                            f"data: {first}. Point --data-root at the data they were trained "
+                            f"on, or use another --out for this data")
         todo = [r for r in runs if not _is_done(records[r.run_id], r)]
         summary = SweepSummary(experiment.name, db_path, total=len(runs),
                                skipped=len(runs) - len(todo))
@@ -251,5 +287,6 @@ def _run_sweep(experiment: Experiment, runs: list[RunSpec], out_dir: Path, *,
     return summary
 
 
-__all__ = ["SweepSummary", "check_data", "db_path_for", "default_out_dir", "prepare_data",
+__all__ = ["SweepSummary", "check_data", "db_path_for", "default_out_dir", "on_other_data",
+           "prepare_data",
            "run_dirs_for", "run_sweep"]

@@ -239,6 +239,14 @@ def find_db(target: str | Path, out: str | Path | None = None) -> Path:
     if not db.is_file():
         raise DataError(f"no results database for experiment {experiment.name!r} at {db}; run "
                         f"`recurdepth sweep {target}` first (or pass --out to its folder)")
+    from recurdepth.experiments.store import ResultStore
+
+    with ResultStore.open_existing(db) as store:
+        stored = store.meta().get("name")
+    if stored != experiment.name:  # as sweep refuses it: never report one experiment as another
+        raise DataError(f"{db} holds the results of experiment {stored!r}, not "
+                        f"{experiment.name!r}; report that folder on its own (`recurdepth report "
+                        f"{db.parent}`) or give {experiment.name!r}'s own --out folder")
     return db
 
 

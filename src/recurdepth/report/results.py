@@ -204,6 +204,8 @@ def _saved_eval(entry: Any) -> tuple[EvalSetting, int, SavedEval] | str:
     split, acc, per_iter = entry.get("split"), entry.get("acc"), entry.get("acc_per_iter")
     if not isinstance(split, str):
         return "no split"
+    if entry.get("data_digest") is not None:
+        return f"evaluated on other data than the run's ({entry.get('data_root')})"
     if not _is_num(acc):
         return "no accuracy"
     if per_iter is not None and not (isinstance(per_iter, list) and per_iter

@@ -17,7 +17,9 @@ Rules (the whole verdict follows from them; nothing is written by hand):
   are no test of the claim and are reported but not counted: one iteration (both models are the
   same network), and a depth where neither model is more than ``NO_SIGNAL`` points above chance
   (100/classes for classification, 0 for mazes, which count only exact solutions).
-* **Convergence** (per run, from its own learning curve): converged when its final un-augmented
+* **Convergence** (per run, from its own learning curve): a run whose final un-augmented train
+  accuracy is within ``NO_SIGNAL`` points of chance is "not learning" (a flat 0% gains nothing
+  either, so the gain rule alone would call it converged); otherwise converged when its final
   train accuracy is at least 95%, or when it gained less than 1 point over the last quarter of
   its epochs; otherwise flagged as still learning.
 """
@@ -42,7 +44,9 @@ RULE = ("Rule: recurrent minus feed-forward test accuracy with a 95% t-interval 
         "(paired by seed when both modes ran the same seeds, else Welch); below 0 → behind, "
         "above 0 → ahead, containing 0 → within if its half-width is ≤ 5 points, else "
         "inconclusive. A run counts as converged when its "
-        "final train accuracy is ≥ 95% or it gained < 1 point over its last quarter of epochs.")
+        "final train accuracy is ≥ 95% or it gained < 1 point over its last quarter of epochs, "
+        "and as not learning (never converged) when its train accuracy is within 5 points of "
+        "chance.")
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,23 @@ class Convergence:
     converged: bool | None
     final_train: float | None
     gain: float | None
+    learning: bool = True  # False: train accuracy within NO_SIGNAL points of chance
 
 
-def run_convergence(curve: RunCurve) -> Convergence:
-    """Apply the convergence rule to one run's curve."""
+def chance_of(group: GroupStat) -> float:
+    """Accuracy of guessing on the group's data set, in percent (0 for mazes: exact solutions)."""
+    from recurdepth.data.registry import get_dataset, list_datasets
+    from recurdepth.data.tasks import get_task
+
+    name = group.dataset.split()[0]
+    if name not in list_datasets():
+        return 0.0
+    spec = get_dataset(name)
+    return get_task(spec.task).chance(spec.num_classes)
+
+
+def run_convergence(curve: RunCurve, chance: float = 0.0) -> Convergence:
+    """Apply the convergence rule to one run's curve (``chance``: the task's, in percent)."""
     pts = [(e, tr) for e, tr, _ in curve.points if tr is not None]
     if not pts:
         return Convergence(curve.name, None, None, None)
@@ -170,6 +187,8 @@ def run_convergence(curve: RunCurve) -> Convergence:
     start = epochs - math.ceil(epochs / 4)
     ref = [tr for e, tr in pts if e <= start]
     gain = final - ref[-1] if ref and last_epoch == epochs else None
+    if final <= chance + NO_SIGNAL:
+        return Convergence(curve.name, False, final, gain, learning=False)
     if final >= CONVERGED_TRAIN_ACC or (gain is not None and gain < CONVERGED_GAIN):
         return Convergence(curve.name, True, final, gain)
     return Convergence(curve.name, False if gain is not None else None, final, gain)
@@ -177,12 +196,18 @@ def run_convergence(curve: RunCurve) -> Convergence:
 
 def convergence_line(group: GroupStat) -> str:
     """One line on a group's runs, e.g. ``converged (3/3 runs)`` or the runs still learning."""
-    results = [run_convergence(c) for c in group.curves]
+    chance = chance_of(group)
+    results = [run_convergence(c, chance) for c in group.curves]
     if not results or all(r.converged is None for r in results):
         return "convergence unknown (no per-epoch train accuracy; set train.eval_every ≥ 1)"
     ok = [r for r in results if r.converged]
     if len(ok) == len(results):
         return f"converged ({len(ok)}/{len(results)} runs)"
+    idle = [r for r in results if not r.learning]
+    if idle:
+        detail = "; ".join(f"{r.name}: {r.final_train:.1f}% train" for r in idle)
+        return (f"NOT converged: {len(idle)}/{len(results)} runs not learning (train accuracy "
+                f"within {NO_SIGNAL:g} points of chance, {chance:.0f}%: {detail})")
     flagged = [r for r in results if not r.converged]
     detail = "; ".join(
         f"{r.name}: {r.final_train:.1f}% train"
@@ -210,14 +235,7 @@ class DepthVerdict:
     @property
     def chance(self) -> float:
         """Accuracy of guessing, in percent (0 for mazes: only exact solutions count)."""
-        from recurdepth.data.registry import get_dataset, list_datasets
-        from recurdepth.data.tasks import get_task
-
-        name = self.recurrent.dataset.split()[0]
-        if name not in list_datasets():
-            return 0.0
-        spec = get_dataset(name)
-        return get_task(spec.task).chance(spec.num_classes)
+        return chance_of(self.recurrent)
 
     @property
     def learned(self) -> bool:
@@ -370,7 +388,7 @@ def verdict_markdown(verdicts: Sequence[PanelVerdict]) -> list[str]:
     return md
 
 
-__all__ = ["CONFIDENCE", "Convergence", "DepthVerdict", "Difference", "PAPER_CLAIM",
+__all__ = ["CONFIDENCE", "Convergence", "chance_of", "DepthVerdict", "Difference", "PAPER_CLAIM",
            "PanelVerdict", "RULE", "classify", "compare", "convergence_line", "describe",
            "paired_difference", "panel_verdicts", "run_convergence", "t_quantile",
            "verdict_lines", "verdict_markdown", "welch_difference"]

@@ -66,6 +66,9 @@ class DataConfig:
     workers: int = 4  # ImageNet DataLoader workers
 
 
+SGD_WARMUP_EPOCHS = 5  # the authors' exponential warm-up (SPEC §3)
+
+
 @dataclass
 class OptimConfig:
     """Optimizer and learning-rate schedule (SPEC §3: SGD 0.9, wd 2e-4, steps, 5-epoch warm-up)."""
@@ -76,7 +79,9 @@ class OptimConfig:
     weight_decay: float = 2e-4
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
-    warmup_epochs: int = 5
+    # None: the authors' 5-epoch warm-up with SGD (their protocol), none with Adam, which adapts
+    # its own step sizes (at 5 epochs its first epoch would train at 18% of optim.lr).
+    warmup_epochs: int | None = None
     recur_lr_divide: bool | None = None  # None: on for mazes (lr of the shared unit / iters)
     clip_grad_norm: float | None = None
 
@@ -608,8 +613,10 @@ def _auto_flag(value: bool | str, key: str, on_cuda: bool) -> bool:
 def resolve_on(cfg: RunConfig, device: str) -> RunConfig:
     """Resolve ``cfg`` (resolved or not) for another device, e.g. to evaluate a GPU run on CPU."""
     c = copy.deepcopy(cfg)
+    # An fp32 run stays fp32 anywhere; a mixed-precision one takes the new device's default.
     c.runtime = RuntimeConfig(device=device, progress=cfg.runtime.progress,
-                              threads=cfg.runtime.threads)
+                              threads=cfg.runtime.threads,
+                              amp="off" if cfg.runtime.amp == "off" else AUTO)
     return resolve(c)
 
 
@@ -671,6 +678,8 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
     """Validate the optimiser and schedule; fill batch sizes and the recurrent lr rule (in place)."""
     if r.optim.recur_lr_divide is None:
         r.optim.recur_lr_divide = r.task.divide_recurrent_lr
+    if r.optim.warmup_epochs is None:
+        r.optim.warmup_epochs = SGD_WARMUP_EPOCHS if r.optim.name == "sgd" else 0
     for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")

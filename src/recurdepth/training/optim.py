@@ -28,6 +28,17 @@ def warmup_factor(epoch: int, warmup_epochs: int) -> float:
     return 1.0 - math.exp(-(epoch + 1) / warmup_epochs)
 
 
+def warmup_warning(cfg: OptimConfig, epochs: int) -> str | None:
+    """A one-line warning when the warm-up takes more than a quarter of a run, else None."""
+    w = cfg.warmup_epochs or 0
+    if w <= epochs / 4:
+        return None
+    return (f"warning: the {w}-epoch warm-up (optim.warmup_epochs, the authors' SGD protocol) "
+            f"covers {min(w - 1, epochs)} of this run's {epochs} epochs: epoch 1 trains at "
+            f"{warmup_factor(0, w):.0%} of optim.lr; for a short run set optim.warmup_epochs=0 "
+            f"(or at most train.epochs/4)")
+
+
 def decay_factor(epoch: int, milestones: Sequence[int], gamma: float) -> float:
     """Multi-step decay: ``gamma`` to the number of milestones reached by ``epoch`` (0-based)."""
     return gamma ** sum(1 for m in milestones if epoch >= m)
@@ -75,4 +86,4 @@ def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig)
 
 
 __all__ = ["build_optimizer", "decay_factor", "lr_factor", "param_groups", "set_epoch_lr",
-           "warmup_factor"]
+           "warmup_factor", "warmup_warning"]

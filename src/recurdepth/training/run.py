@@ -40,7 +40,7 @@ from recurdepth.training.data import Batches, RunData, build_batches, build_run_
 from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
 from recurdepth.training.objectives import OBJECTIVES, make_objective
-from recurdepth.training.optim import build_optimizer, set_epoch_lr
+from recurdepth.training.optim import build_optimizer, set_epoch_lr, warmup_warning
 from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
 from recurdepth.training.tracking import Tracker
 
@@ -111,6 +111,9 @@ def _train_locked(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, 
             tracker.log(f"run {cfg.name}: {cfg.model.mode} {cfg.model.family}, effective depth "
                         f"{cfg.model.effective_depth}, {cfg.train.epochs} epochs on "
                         f"{cfg.runtime.device}")
+            warning = warmup_warning(cfg.optim, cfg.train.epochs)
+            if warning:
+                tracker.log(warning)
         try:
             result = _train(config, cfg, run_dir, dist, progress=progress,
                             fingerprint=fingerprint, tracker=tracker)
@@ -227,14 +230,21 @@ def _resume(state: RunState, cfg: RunConfig, run_dir: Path) -> None:
             or stored_identity(ckpt.get("protocol") or {}) != protocol_dict(cfg)):
         raise ConfigError(f"checkpoint {path} belongs to another config or format; use "
                           f"another run folder or delete this one to start over")
-    state.model.load_state_dict(ckpt["model"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
-    if ckpt.get("scaler"):
-        state.scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])
-    state.epoch = int(ckpt["epoch"])
-    state.train_seconds, state.samples_seen = float(ckpt["train_seconds"]), int(ckpt["samples_seen"])
-    state.seconds_before = float(ckpt["seconds"])
+    try:
+        state.model.load_state_dict(ckpt["model"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            state.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        state.epoch = int(ckpt["epoch"])
+        state.train_seconds = float(ckpt["train_seconds"])
+        state.samples_seen = int(ckpt["samples_seen"])
+        state.seconds_before = float(ckpt["seconds"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        # Its checksum held, so it was written damaged: say which file, not "please report".
+        what = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"checkpoint {path} is damaged ({type(e).__name__}: {what}); restore "
+                        f"it, or delete it to train the run from the start") from None
     state.best_test_acc = ckpt.get("best_test_acc")
     if state.epoch > cfg.train.epochs:
         raise ConfigError(f"run folder {run_dir} has already trained {state.epoch} epochs, "
@@ -339,9 +349,9 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
         "effective_depth": int(model.effective_depth), "iters": cfg.model.iters,
         "seed": cfg.seed,
     }
-    iters = max(cfg.train.eval_iters or cfg.model.iters, cfg.model.iters)
-    if not getattr(model, "recurrent", False):
-        iters = None
+    iters = None  # fixed-depth families (resnet18, resnet50) and feed-forward models: no iterations
+    if getattr(model, "recurrent", False) and cfg.model.iters is not None:
+        iters = max(cfg.train.eval_iters or cfg.model.iters, cfg.model.iters)
     ev = evaluate(model, cfg, test, iters=iters)
     out.update(test_acc=ev["acc"], test_acc_per_iter=ev["acc_per_iter"])
     if ev["note"]:
@@ -409,6 +419,11 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "cpu") -> LoadedRun:
     if not (run_dir / rundir.CHECKPOINT_FILE).exists():
         raise DataError(f"{run_dir} has no {rundir.CHECKPOINT_FILE}: the run has not finished an epoch")
     state = load_checkpoint(run_dir / rundir.CHECKPOINT_FILE, map_location=device)
+    if not isinstance(state, dict) or stored_identity(state.get("protocol") or {}) != protocol_dict(cfg):
+        # As train refuses to resume it: weights of another run would be reported as this run's.
+        raise DataError(f"{run_dir / rundir.CHECKPOINT_FILE} belongs to another run than "
+                        f"{run_dir / rundir.CONFIG_FILE} describes (another config or seed); "
+                        f"restore the run's own checkpoint, or evaluate the run it came from")
     model = make_model(cfg).to(device)
     try:
         model.load_state_dict(state["model"])
@@ -434,8 +449,12 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
                           f"after 1, 2, ..., iters iterations), got {iters!r}")
     loaded = load_run(run_dir, device=device)
     cfg, model = loaded.config, loaded.model
+    if iters is not None and cfg.model.iters is None:  # refused before any data is read
+        raise ConfigError(f"family {cfg.model.family!r} has a fixed depth and no iterations; "
+                          f"leave --iters out")
     if data_root is not None:
         cfg.data.root = data_root
+    other_data = _other_data(Path(run_dir), cfg)  # --data-root elsewhere, or regenerated data
     if maze_size is not None and not cfg.task.sized:
         raise ConfigError("--maze-size is only for maze runs")
     batches = build_batches(cfg, split, train=False, limit=limit, size=maze_size)
@@ -444,7 +463,10 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
                            "samples": getattr(batches, "num_samples", None)}
     if cfg.task.sized:
         out["maze_size"] = maze_size or cfg.example_size()
-    if getattr(model, "recurrent", False):
+    if other_data is not None:  # not the run's own data: kept apart from its results
+        out["data_root"] = str(cfg.data.root)
+        out["data_digest"] = other_data
+    if getattr(model, "recurrent", False) and cfg.model.iters is not None:
         check_eval_memory(cfg, iters or cfg.model.iters)
     ev = evaluate(model, cfg, batches, iters=iters)
     if ev["acc_per_iter"] is not None:
@@ -453,6 +475,21 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
     if ev["note"]:
         out["note"] = ev["note"]
     return out
+
+
+def _other_data(run_dir: Path, cfg: RunConfig) -> str | None:
+    """A short digest of ``cfg``'s data when it is not the data the run trained on, else None."""
+    from recurdepth.data.fingerprint import data_fingerprint, recorded_fingerprint
+
+    now = data_fingerprint(cfg)
+    before = recorded_fingerprint(run_dir)
+    if now is not None and before is not None:
+        return None if now["digest"] == before["digest"] else now["digest"][:12]
+    # No fingerprint to compare (a run folder from before data.json): the folder decides.
+    trained_root = rundir.read_config(run_dir).data.root
+    if Path(str(cfg.data.root)).resolve() == Path(str(trained_root)).resolve():
+        return None
+    return now["digest"][:12] if now is not None else "unknown"
 
 
 __all__ = ["LoadedRun", "RunState", "check_compatible", "environment", "evaluate_run",

@@ -115,18 +115,30 @@ def read_curve(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def keep_metrics_before(run_dir: Path, epoch: int) -> None:
-    """Drop metric lines of epochs the checkpoint does not cover (written just before a crash)."""
+    """Drop metric lines of epochs the checkpoint does not cover (written just before a crash).
+
+    DataError when lines of epochs the checkpoint covers are missing: each line is written
+    before its epoch's checkpoint, so a gap means the file was truncated or emptied, and
+    resuming would silently lose those epochs from the learning curve.
+    """
     path = run_dir / METRICS_FILE
-    if not path.exists():
-        return
-    kept = []
-    for ln in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    kept, epochs = [], set()
+    for ln in text.splitlines():
         try:
             if ln.strip() and json.loads(ln)["epoch"] <= epoch:
                 kept.append(ln)
+                epochs.add(json.loads(ln)["epoch"])
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a half-written last line
-    atomic_write_text(path, "".join(f"{ln}\n" for ln in kept))
+    missing = sorted(set(range(1, epoch + 1)) - epochs)
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise DataError(f"{path} lacks the metrics of epoch(s) {shown} that the checkpoint has "
+                        f"trained ({epoch}): it was truncated or emptied. Restore it, or delete "
+                        f"the run folder to train again (resuming would lose those epochs)")
+    if path.exists():
+        atomic_write_text(path, "".join(f"{ln}\n" for ln in kept))
 
 
 def write_environment(run_dir: Path, device: str, **extra: Any) -> None:

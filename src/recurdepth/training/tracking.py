@@ -156,7 +156,8 @@ def capture_output(run_dir: str | os.PathLike) -> Iterator[None]:
 
 
 def eval_key(out: dict[str, Any]) -> str:
-    """The key of an evaluation in eval.json: ``<split>/size<S>/iters1..<N>`` (parts that apply)."""
+    """The key of an evaluation in eval.json: ``<split>/size<S>/iters1..<N>/first<L>/data<D>``
+    (the parts that apply; ``data<D>``: other data than the run's, by fingerprint)."""
     parts = [str(out.get("split", "test"))]
     if out.get("maze_size") is not None:
         parts.append(f"size{out['maze_size']}")
@@ -164,6 +165,8 @@ def eval_key(out: dict[str, Any]) -> str:
         parts.append(f"iters1..{len(out['acc_per_iter'])}")
     if out.get("samples_limit") is not None:
         parts.append(f"first{out['samples_limit']}")
+    if out.get("data_digest") is not None:  # other data than the run's: never its own result
+        parts.append(f"data{out['data_digest']}")
     return "/".join(parts)
 
 
