@@ -29,6 +29,8 @@ from recurdepth.report.plots import (
 from recurdepth.report.results import GroupStat, fmt_int, group_results, load_saved_evals
 from recurdepth.report.tables import Table, depth_table, eval_tables, model_table, results_table
 from recurdepth.report.verdict import (
+    HALF_A,
+    HALF_B,
     PAPER_CLAIM,
     RULE,
     PanelVerdict,
@@ -172,9 +174,12 @@ def _verdict_html(verdicts: list[PanelVerdict]) -> list[str]:
         return []
     parts = ["<section id='verdict'><h2>Verdict</h2>", f"<p><em>{e(PAPER_CLAIM)}</em></p>"]
     for v in verdicts:
-        parts.append(f"<h3>{e(v.panel)}</h3><ul>")
+        parts.append(f"<h3>{e(v.panel)}</h3><p><strong>{e(v.headline())}</strong></p>"
+                     f"<p>{e(HALF_A)}:</p><ul>")
         parts += [f"<li>{e(d.line())}</li>" for d in v.depths]
-        parts.append(f"</ul><p><strong>{e(v.overall())}</strong></p><ul>")
+        parts.append(f"</ul><p><strong>{e(v.overall())}</strong></p><p>{e(HALF_B)}:</p><ul>")
+        parts += [f"<li>{e(p.line())}</li>" for p in v.parameters]
+        parts.append(f"</ul><p><strong>{e(v.parameter_overall())}</strong></p><ul>")
         parts += [f"<li>convergence, {e(label)}: {e(line)}</li>" for label, line in v.convergence]
         parts.append("</ul>")
     parts.append(f"<p><small>{e(RULE)}</small></p></section>")
