@@ -353,8 +353,33 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _is_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is list or any(typing.get_origin(a) is list
+                                                 for a in _union_args(tp))
+
+
+def _top_level_items(raw: str) -> list[str]:
+    """``raw`` split at the commas outside brackets and braces: ``[5],[5,10]`` → two items."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(raw):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(raw[start:i])
+            start = i + 1
+    return [*items, raw[start:]]
+
+
 def _parse_override(raw: str, tp: Any) -> Any:
-    """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML."""
+    """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML.
+
+    A list-valued key also takes its items without brackets (``optim.milestones=10,20``).
+    """
+    if _is_list(tp) and not raw.strip().startswith("[") and raw.strip().lower() not in (
+            "null", "none", "~"):
+        raw = f"[{raw}]"
     wants_str = tp is str or str in _union_args(tp)
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
         # A field that takes a number or a text (train.eval_iters: 6 or "2x") keeps numbers.
@@ -403,30 +428,59 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = split_override(text)
     tp = override_type(key)
     value = _parse_override(raw, tp)
-    return key, value if tp is Any else _coerce(value, tp, key)
+    if tp is Any:
+        return key, value
+    try:
+        return key, _coerce(value, tp, key)
+    except ConfigError as e:
+        if not _is_list(tp):
+            raise
+        raise ConfigError(f"{e}; {_value_form(key, tp)}") from None
 
 
 def is_multirun(text: str) -> bool:
-    """True for ``key=v1,v2,...`` (a comma outside brackets): one run per value."""
-    _, raw = split_override(text)
-    return "," in raw and not raw.strip().startswith(("[", "{", "'", '"'))
+    """True for ``key=v1,v2,...`` (a comma outside brackets): one run per value.
+
+    A list-valued key is swept with bracketed lists, ``optim.milestones=[10],[10,20]``;
+    ``optim.milestones=10,20`` is one list.
+    """
+    key, raw = split_override(text)
+    items = _top_level_items(raw)
+    if len(items) < 2 or raw.strip().startswith(("{", "'", '"')):
+        return False
+    try:
+        listed = _is_list(override_type(key))
+    except ConfigError:
+        listed = False
+    if listed:
+        return all(item.strip().startswith("[") for item in items)
+    return not raw.strip().startswith("[")
+
+
+def _value_form(key: str, tp: Any) -> str:
+    """How to write values of ``key``: one run, and a sweep (one run per value)."""
+    if _is_list(tp):
+        return (f"write {key}=10,20 or {key}=[10,20] for one list, {key}=[10],[10,20] for one "
+                f"run per list")
+    return f"write {key}=v1,v2,... with one {_type_name(tp)} between each pair of commas"
 
 
 def parse_multirun(text: str) -> tuple[str, list[Any]]:
     """``"key=v1,v2,..."`` → ``(key, [v1, v2, ...])``, each value checked against the key's type."""
     key, raw = split_override(text)
     tp = override_type(key)
-    items = raw.split(",")
+    items = _top_level_items(raw)
     if any(not item.strip() for item in items):
-        raise ConfigError(f"malformed multirun value {text!r}: empty item; write "
-                          f"{key}=v1,v2,... with one value between each pair of commas")
+        raise ConfigError(f"malformed multirun value {text!r}: empty item; "
+                          f"{_value_form(key, tp)}")
     values = []
     for item in items:
         try:
             values.append(_coerce(_parse_override(item.strip(), tp), tp, key))
         except ConfigError:
             raise ConfigError(f"malformed multirun value {text!r}: {item.strip()!r} is not a "
-                              f"valid {_type_name(tp)} for {key}; write {key}=v1,v2,...") from None
+                              f"valid {_type_name(tp)} for {key}; {_value_form(key, tp)}"
+                              ) from None
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(f"malformed multirun value {text!r}: a value is repeated")
     return key, values
