@@ -46,7 +46,7 @@ def test_cifar_run_folder_result_and_rerun(cifar_root, tmp_path):
     run_dir = tmp_path / "run"
     result = train_run(cifar_config(cifar_root, **{"train.eval_iters": 4}), run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        ".lock", "checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "data.json",
+        "checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "data.json",
         "env.json", "metrics.jsonl", "result.json", "status.json", "tensorboard", "train.log"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["resolved"]["model"]["effective_depth"] == 6

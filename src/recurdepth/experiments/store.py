@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recurdepth.errors import ConfigError, DataError
+from recurdepth.io import current_umask
 from recurdepth.experiments.spec import Experiment, RunSpec, canonical_json
 from recurdepth.training.config import protocol_dict, stored_identity
 
@@ -318,6 +319,7 @@ def _create(path: Path, experiment: Experiment) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would keep other readers out
     os.close(fd)
     tmp = Path(name)
     try:
