@@ -316,3 +316,27 @@ def test_both_halves_with_depth_8_trained_once(tmp_path):
     assert md.count("convergence, recurrent, depth 8 (also shown as feed-forward") == 1
     assert "convergence, feed-forward, depth 8" not in md
     assert "(b) Equal parameters" in files.verdict_text()
+
+
+def test_header_and_verdict_agree_on_trials_and_a_smoke_run_says_so(tmp_path, capsys):
+    """A swept seed (seed=0,1) is two trials in the header as in the verdict; the quick preset's
+    report carries its description, which calls it a smoke run."""
+    from recurdepth.experiments import load_experiment
+
+    experiment = Experiment.from_dict({
+        "name": "seeds", "description": "Smoke run: checks the pipeline, not the paper.",
+        "base": {"model": {"family": "maze", "width": 4}, "data": {"name": "mazes", "maze_size": 5}},
+        "grid": {"seed": [0, 1], "model.mode": ["recurrent", "feedforward"],
+                 "model.effective_depth": [12]}})
+    runs = experiment.runs()
+    with ResultStore.open(db_path_for(tmp_path), experiment) as store:
+        store.sync_runs(runs, run_dirs_for(runs, tmp_path))
+        for r in runs:
+            store.mark_running(r.run_id)
+            store.record_result(r.run_id, {"status": "completed", "test_acc": 50.0 + r.config.seed,
+                                           "train_acc": 50.0, "parameters": r.parameters,
+                                           "iters": r.iters, "effective_depth": 12})
+    md = write_report(db_path_for(tmp_path)).index.read_text()
+    assert "· 2 trial(s) per configuration." in md and "2 vs 2 trials" in md
+    assert "*Smoke run: checks the pipeline, not the paper.*" in md
+    assert "smoke" in load_experiment("quick").description.lower()

@@ -118,7 +118,8 @@ class ResultStore:
 
     def _record_spec(self, experiment: Experiment) -> None:
         """Store the experiment's latest definition (written only when it changed)."""
-        rows = {"spec_hash": experiment.spec_hash, "spec": canonical_json(experiment.identity())}
+        rows = {"spec_hash": experiment.spec_hash, "spec": canonical_json(experiment.identity()),
+                "description": experiment.description}
         meta = self.meta()
         if all(meta.get(k) == v for k, v in rows.items()):
             return
@@ -158,7 +159,7 @@ class ResultStore:
 
     # -- identity --------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
-        """The experiment table as a dict (name, spec_hash, spec, schema_version)."""
+        """The experiment table as a dict (name, spec_hash, spec, schema_version, description)."""
         return dict(self.conn.execute("SELECT key, value FROM experiment"))
 
     @property
@@ -326,6 +327,7 @@ def _create(path: Path, experiment: Experiment) -> None:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             rows = {"name": experiment.name, "spec_hash": experiment.spec_hash,
+                    "description": experiment.description,
                     "spec": canonical_json(experiment.identity()),
                     "schema_version": SCHEMA_VERSION}
             conn.execute("BEGIN IMMEDIATE")

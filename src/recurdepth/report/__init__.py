@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import sys
 import types
 from dataclasses import dataclass, field
@@ -140,12 +139,12 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
     for t in tables:
         table_paths += list(t.write(folder))
 
-    spec = json.loads(meta.get("spec", "{}"))
     status_line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs"
     md = [f"# {name}", "",
           f"Results database: `{db_path.name}` · spec hash `{meta.get('spec_hash')}` · "
-          f"{len(records)} runs ({status_line}) · {spec.get('trials', '?')} trial(s) per "
-          f"configuration.", ""]
+          f"{len(records)} runs ({status_line}) · {_trials_line(groups)}.", ""]
+    if meta.get("description"):  # what the experiment is (a smoke run says so here)
+        md += [f"*{meta['description']}*", ""]
     md += verdict_markdown(verdicts)
     for title, path in figures:
         md += [f"## {title}", "", f"![{title}]({path.name}) ([SVG]({path.with_suffix('.svg').name}))",
@@ -155,13 +154,23 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                t.markdown()]
     index = atomic_write_text(folder / "index.md", "\n".join(md))
     index_html = atomic_write_text(folder / "index.html",
-                                   _html(name, md[2], figures, tables, verdicts))
+                                   _html(name, md[2], figures, tables, verdicts,
+                                         meta.get("description", "")))
     return ReportFiles(folder=folder, index=index, index_html=index_html,
                        figures=[p for _, p in figures], tables=table_paths, groups=groups,
                        verdicts=verdicts, warnings=warnings)
 
 
 # On load, the page records whether every image decoded (used by the browser test).
+def _trials_line(groups: list[GroupStat]) -> str:
+    """``3 trial(s) per configuration``, counted from the runs (a swept seed is a trial too)."""
+    sizes = sorted({g.runs for g in groups if g.trained_as is None})
+    if not sizes:
+        return "no configurations"
+    count = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    return f"{count} trial(s) per configuration"
+
+
 _IMAGES_CHECK = ("<script>window.addEventListener('load',function(){var imgs=document.images,"
                  "ok=imgs.length>0;for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||"
                  "imgs[i].naturalWidth===0){ok=false;}}document.getElementById('images-status')"
@@ -187,7 +196,7 @@ def _verdict_html(verdicts: list[PanelVerdict]) -> list[str]:
 
 
 def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list[Table],
-          verdicts: list[PanelVerdict]) -> str:
+          verdicts: list[PanelVerdict], description: str = "") -> str:
     e = html.escape
     parts = ["<!DOCTYPE html>", f"<html><head><meta charset='utf-8'>{GENERATOR}",
              f"<title>{e(name)}</title>",
@@ -196,6 +205,8 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
              "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
              "img{max-width:100%}#images-status{display:none}</style></head><body>",
              f"<h1>{e(name)}</h1>", f"<p>{e(summary.replace('`', ''))}</p>"]
+    if description:
+        parts.append(f"<p><em>{e(description)}</em></p>")
     parts += _verdict_html(verdicts)
     for title, path in figures:
         # Embedded, so the page shows its figures wherever it is copied.
