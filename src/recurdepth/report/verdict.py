@@ -301,8 +301,7 @@ class DepthVerdict:
                     f"trained once (as {_mode_label(trained_as)}) and shown under both{acc}; no "
                     f"test of the claim")
         d = self.difference
-        method = ("" if d.method == "no interval" else
-                  f" ({d.method}, {d.n_recurrent} vs {d.n_feedforward} trials)")
+        method = _method(d)
         same = "; one iteration: both modes are the same network" if self.same_network else ""
         if not self.learned:
             same += (f"; no test: neither model is more than {NO_SIGNAL:g} points above chance "
@@ -347,8 +346,7 @@ class ParameterVerdict:
         if self.difference is None:
             return f"{head}: no finished runs on one side"
         d = self.difference
-        method = ("" if d.method == "no interval" else
-                  f" ({d.method}, {d.n_recurrent} vs {d.n_feedforward} trials)")
+        method = _method(d)
         nothing = (f"; no test: neither model is more than {NO_SIGNAL:g} points above chance "
                    f"({chance(r):.0f}%)" if self.no_test else "")
         return f"{head}: {describe(d)}{method}{nothing}"
@@ -498,6 +496,12 @@ class PanelVerdict:
             parts.append("convergence could not be checked for every run")
         text = "; ".join(parts) if parts else "no depth has results from both modes"
         return f"Overall: {text}."
+
+
+def _method(d: Difference) -> str:
+    """`` (paired by seed, 3 vs 3 trials)``, or nothing without an interval."""
+    return "" if d.method == "no interval" else (f" ({d.method}, {d.n_recurrent} vs "
+                                                 f"{d.n_feedforward} trials)")
 
 
 def _depths(items: Sequence[DepthVerdict]) -> str:
