@@ -123,7 +123,8 @@ def test_train_help_lists_every_key_with_type_default_and_meaning(
     # Defaults from the dataclasses themselves; meanings from their field comments.
     assert f"optim.lr (float, default {RunConfig().optim.lr}): peak learning rate" in text
     assert "optim.milestones (list of int, default []): epochs after which lr *= gamma" in text
-    assert "train.eval_iters (int or str or null, default null): Test accuracy at iterations" in text
+    assert ("train.eval_iters (int or str or null, default null): Test accuracy at iterations"
+            in text)
     assert "seed (int, default 0): seed of every random choice" in text
     # A key added to a section later appears without editing the help.
     fields = {f.name for f in dataclasses.fields(RunConfig().runtime)}

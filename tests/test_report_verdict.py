@@ -325,7 +325,8 @@ def test_header_and_verdict_agree_on_trials_and_a_smoke_run_says_so(tmp_path, ca
 
     experiment = Experiment.from_dict({
         "name": "seeds", "description": "Smoke run: checks the pipeline, not the paper.",
-        "base": {"model": {"family": "maze", "width": 4}, "data": {"name": "mazes", "maze_size": 5}},
+        "base": {"model": {"family": "maze", "width": 4},
+                 "data": {"name": "mazes", "maze_size": 5}},
         "grid": {"seed": [0, 1], "model.mode": ["recurrent", "feedforward"],
                  "model.effective_depth": [12]}})
     runs = experiment.runs()

@@ -363,7 +363,7 @@ def parameter_verdicts(groups: Sequence[GroupStat]) -> list[ParameterVerdict]:
         others = [f for f in ffs if f.effective_depth != rec.effective_depth]
         if not others:
             continue
-        ff = min(others, key=lambda f: (abs(f.parameters - rec.parameters),  # type: ignore[operator]
+        ff = min(others, key=lambda f: (abs((f.parameters or 0) - (rec.parameters or 0)),
                                         f.effective_depth or 0))
         out.append(ParameterVerdict(rec, ff, compare(rec, ff)))
     return out
@@ -584,7 +584,7 @@ def verdict_markdown(verdicts: Sequence[PanelVerdict]) -> list[str]:
 
 
 __all__ = ["CONFIDENCE", "Convergence", "DepthVerdict", "Difference", "HALF_A", "HALF_B",
-           "PAPER_CLAIM", "PanelVerdict", "ParameterVerdict", "RULE", "classify", "compare",
-           "chance", "convergence_line", "describe", "learned", "paired_difference", "panel_verdicts",
-           "parameter_verdicts", "run_convergence", "t_quantile", "trials_to_decide",
-           "verdict_lines", "verdict_markdown", "welch_difference"]
+           "PAPER_CLAIM", "PanelVerdict", "ParameterVerdict", "RULE", "chance", "classify",
+           "compare", "convergence_line", "describe", "learned", "paired_difference",
+           "panel_verdicts", "parameter_verdicts", "run_convergence", "t_quantile",
+           "trials_to_decide", "verdict_lines", "verdict_markdown", "welch_difference"]
