@@ -291,6 +291,10 @@ def test_both_halves_with_depth_8_trained_once(tmp_path):
     row8 = next(line for line in (files.folder / "depth_table.md").read_text().splitlines()
                 if "| 8 |" in line)
     assert row8.count("4.00 ± 0.58") == 2 and row8.count(f"{params[('recurrent', 8)]:,}") == 2
+    assert ("Depth 8 is one iteration, where both modes are the same network: it was trained "
+            "once (as recurrent) and its runs fill both columns.") in md
+    assert "| feed-forward (the recurrent runs: one iteration) | 8 |" in (
+        files.folder / "results.md").read_text()
     assert ("depth 8: one iteration: both modes are the same network, trained once (as "
             "recurrent) and shown under both, 4.0% over 3 trial(s); no test of the claim") in md
     # Half (b): recurrent 16 minus the depth-8 network, paired by seed (scipy's interval).

@@ -151,7 +151,7 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                ""]
     for t in tables:
         md += [f"## {t.title}", "", f"[Markdown]({t.name}.md) · [CSV]({t.name}.csv)", "",
-               t.markdown()]
+               *([t.note, ""] if t.note else []), t.markdown()]
     index = atomic_write_text(folder / "index.md", "\n".join(md))
     index_html = atomic_write_text(folder / "index.html",
                                    _html(name, md[2], figures, tables, verdicts,
@@ -218,6 +218,7 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
     for t in tables:
         parts += [f"<h2>{e(t.title)}</h2>",
                   f"<p><a href='{t.name}.md'>Markdown</a> · <a href='{t.name}.csv'>CSV</a></p>",
+                  f"<p>{e(t.note)}</p>" if t.note else "",
                   "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>"]
         parts += ["<tr>" + "".join(f"<td>{e(c.replace(chr(92) + '|', '|'))}</td>" for c in row)
                   + "</tr>" for row in t.rows]
