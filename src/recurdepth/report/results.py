@@ -307,6 +307,7 @@ def _one_iteration_twins(groups: Iterable[GroupStat]) -> list[GroupStat]:
         twin.mode, twin.trained_as = other, g.mode
         # Test-time iterations belong to the recurrent reading of the network only.
         twin.per_iter = g.per_iter if other == "recurrent" else []
+        twin.evals = {}  # saved evaluations are listed once, under the mode that trained
         twins.append(twin)
     return twins
 
