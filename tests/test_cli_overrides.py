@@ -111,3 +111,34 @@ def test_multirun_train_runs_the_product_as_a_sweep(tmp_path, capsys):
         rows = db.execute("SELECT config, status FROM runs").fetchall()
     assert sorted(json.loads(c)["seed"] for c, _ in rows) == [3, 4]
     assert {s for _, s in rows} == {"completed"}
+
+
+def test_list_valued_keys_take_bare_items_and_sweep_bracketed_lists(capsys):
+    from recurdepth.training.config import is_multirun, load_config, parse_multirun
+
+    for text in ("optim.milestones=10,20", "optim.milestones=[10,20]", "optim.milestones=10, 20"):
+        assert not is_multirun(text)
+        assert load_config(None, [text]).optim.milestones == [10, 20]
+    assert load_config(None, ["optim.milestones=15"]).optim.milestones == [15]
+    assert load_config(None, ["optim.milestones=[]"]).optim.milestones == []
+    assert is_multirun("optim.milestones=[10],[10,20]")
+    assert parse_multirun("optim.milestones=[10],[10,20]") == ("optim.milestones", [[10], [10, 20]])
+    assert is_multirun("optim.lr=0.1,0.2") and not is_multirun("model.options={a: 1, b: 2}")
+    assert main(["train", "--print-config", "model.effective_depth=8",
+                 "optim.milestones=[5],[5,10]"]) == 0
+    table = capsys.readouterr().out
+    assert "2 runs (1 trial(s) each)" in table
+    assert "milestones5-t0" in table and "milestones5+10-t0" in table
+    assert main(["train", "--print-config", "optim.milestones=a,b"]) == 2
+    assert one_line_error(capsys).endswith(
+        "optim.milestones[0]: expected int, got 'a'; write optim.milestones=10,20 or "
+        "optim.milestones=[10,20] for one list, optim.milestones=[10],[10,20] for one run per "
+        "list")
+
+
+def test_a_mistyped_key_or_choice_gets_did_you_mean(capsys):
+    assert main(["train", "--print-config", "optim.lrr=0.1"]) == 2
+    assert "unknown config key 'optim.lrr' (did you mean 'optim.lr'?); valid choices: " \
+           "model.family" in one_line_error(capsys)
+    assert main(["train", "--print-config", "trian.epochs=3"]) == 2
+    assert "(did you mean 'train.epochs'?)" in one_line_error(capsys)

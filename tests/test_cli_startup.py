@@ -87,3 +87,45 @@ def test_stored_zoo_table_equals_the_registry() -> None:
     assert stored == zoo_table(), ("models/zoo.json is stale: run python -c 'from "
                                    "recurdepth.models.registry import write_zoo_table; "
                                    "write_zoo_table()'")
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--help"],
+    ["train", "--print-config", "optim.lrr=0.1"],             # unknown key
+    ["train", "--print-config", "train.epochs=many"],         # wrong type
+    ["train", "--print-config", "seed=0,,2"],                 # malformed multirun
+    ["train", "--print-config", "optim.milestones=a,b"],      # list of the wrong items
+    ["train", "--print-config", "train.epochs=0"],            # out of range
+    ["train", "--print-config", "data.name=cifar"],           # unknown data set
+    ["train", "--print-config", "optim.name=adamw"],          # unknown optimizer
+])
+def test_train_help_and_config_errors_never_import_torch(argv: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "torch" not in out.stdout.strip().split(","), f"{argv} imported {out.stdout.strip()}"
+    if argv[1] != "--help":
+        assert "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_help_lists_every_key_with_type_default_and_meaning(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from recurdepth.cli import main
+    from recurdepth.training.config import RunConfig, config_keys
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    for key in config_keys():
+        assert f" {key} (" in text, key
+    # Defaults from the dataclasses themselves; meanings from their field comments.
+    assert f"optim.lr (float, default {RunConfig().optim.lr}): peak learning rate" in text
+    assert "optim.milestones (list of int, default []): epochs after which lr *= gamma" in text
+    assert ("train.eval_iters (int or str or null, default null): Test accuracy at iterations"
+            in text)
+    assert "seed (int, default 0): seed of every random choice" in text
+    # A key added to a section later appears without editing the help.
+    fields = {f.name for f in dataclasses.fields(RunConfig().runtime)}
+    assert all(f" runtime.{name} (" in text for name in fields)

@@ -508,3 +508,29 @@ def test_restricted_unpickler_reads_python3_and_python2_style_batches(tmp_path):
 
     with pytest.raises(DataError, match="refused"):
         read_cifar_batches([path])
+
+
+def test_finished_folders_hold_no_lock_and_a_failed_start_leaves_no_folder(roots, tmp_path,
+                                                                           capsys):
+    # A run whose data is missing fails before it starts: no folder of empty TensorBoard files.
+    never = tmp_path / "never"
+    code, err = cli(["train", "--run-dir", str(never), *tiny(tmp_path / "nothing")], capsys)
+    assert code == 2 and "no maze data of size 5" in assert_one_line(err)
+    assert not never.exists()
+    run = tmp_path / "run"
+    code, _ = cli(["train", "--run-dir", str(run), *tiny(roots["a"])], capsys)
+    assert code == 0 and not (run / ".lock").exists() and (run / "result.json").is_file()
+    # Two more epochs resume from the checkpoint, and say so.
+    capsys.readouterr()
+    code = main(["train", "--run-dir", str(run), *tiny(roots["a"], "train.epochs=2")])
+    out = capsys.readouterr().out
+    assert code == 0 and f"resuming from epoch 1 of 2 ({run / 'checkpoint_last.pt'})" in out
+    # A sweep's folder: no lock, and a results database readable by others (0644, umask 022).
+    old = os.umask(0o022)
+    try:
+        sweep = tmp_path / "sweep"
+        code, _ = cli(["train", "--run-dir", str(sweep), "seed=0,1", *tiny(roots["a"])], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0 and not list(sweep.rglob(".lock"))
+    assert (sweep / "results.sqlite").stat().st_mode & 0o777 == 0o644

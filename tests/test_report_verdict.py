@@ -27,6 +27,7 @@ from recurdepth.report.verdict import (
     describe,
     paired_difference,
     run_convergence,
+    trials_to_decide,
     welch_difference,
 )
 
@@ -236,3 +237,111 @@ def test_index_html_opens_from_any_folder_in_headless_chromium(tmp_path):
     assert status is not None, f"page not rendered: {proc.stderr[-500:]}"
     assert status.group(1) == "images-ok 3"
     assert "recurrent behind by 19.5 ± 6.4 points" in dom and "Overall:" in dom
+
+
+def test_trials_to_decide_is_the_first_count_whose_interval_decides():
+    # Observed: mean -6.9, spread 11.8 (per-seed differences, 3 pairs): t(0.975, n-1)·s/√n
+    # must fall to 5 points (|mean| > 5, so leaving 0 decides first); scipy's t, not ours.
+    d = paired_difference([40.0, 30.0, 55.0], [52.0, 45.0, 49.0])
+    diffs = [-12.0, -15.0, 6.0]
+    s = stats.tstd(diffs)
+    assert d.spread == pytest.approx(s)
+    n = trials_to_decide(d)
+
+    def half(k):
+        return stats.t.ppf(0.975, k - 1) * s / math.sqrt(k)
+    target = max(5.0, abs(d.mean))
+    assert half(n) <= target + 1e-12 and half(n - 1) > target
+    assert trials_to_decide(Difference(1.0, None, "no interval", 1, 1)) is None
+    w = welch_difference([40.0, 42.5, 45.0, 41.0], [60.0, 66.0, 63.0])
+    assert w.spread == pytest.approx(math.sqrt(stats.tvar([40.0, 42.5, 45.0, 41.0])
+                                               + stats.tvar([60.0, 66.0, 63.0])))
+
+
+TWIN_ACCS = {("recurrent", 16): [80.0, 70.0, 85.0], ("feedforward", 16): [86.0, 84.0, 85.5],
+             ("recurrent", 8): [4.0, 3.0, 5.0]}
+
+
+def test_both_halves_with_depth_8_trained_once(tmp_path):
+    """Depth 8 trained once (recurrent) is shown under both modes; half (b) compares recurrent
+    depth 16 with it (same parameters) and half (a) stays open, with the trials it needs."""
+    experiment = Experiment.from_dict({
+        "name": "twin_test", "trials": 3,
+        "base": {"model": {"family": "maze", "width": 4}, "data": {"name": "mazes", "maze_size": 5},
+                 "train": {"epochs": 4}},
+        "grid": [{"model.effective_depth": [16], "model.mode": ["recurrent", "feedforward"]},
+                 {"model.effective_depth": [8], "model.mode": ["recurrent"]}]})
+    runs = experiment.runs()
+    assert len(runs) == 9
+    db = db_path_for(tmp_path)
+    params = {(r.config.model.mode, r.effective_depth): r.parameters for r in runs}
+    with ResultStore.open(db, experiment) as store:
+        store.sync_runs(runs, run_dirs_for(runs, tmp_path))
+        for r in runs:
+            acc = TWIN_ACCS[(r.config.model.mode, r.effective_depth)][r.params["trial"]]
+            curve = [{"epoch": e, "train_acc": acc, "test_acc": acc} for e in range(1, 5)]
+            store.mark_running(r.run_id)
+            store.record_result(r.run_id, {
+                "status": "completed", "test_acc": acc, "train_acc": acc, "epochs": 4,
+                "parameters": r.parameters, "iters": r.iters, "curve": curve,
+                "effective_depth": r.effective_depth})
+    files = write_report(db)
+    md = files.index.read_text()
+    # The depth table shows depth 8 under both modes, with the one network's parameters.
+    row8 = next(line for line in (files.folder / "depth_table.md").read_text().splitlines()
+                if "| 8 |" in line)
+    assert row8.count("4.00 ± 0.58") == 2 and row8.count(f"{params[('recurrent', 8)]:,}") == 2
+    assert ("Depth 8 is one iteration, where both modes are the same network: it was trained "
+            "once (as recurrent) and its runs fill both columns.") in md
+    assert "| feed-forward (the recurrent runs: one iteration) | 8 |" in (
+        files.folder / "results.md").read_text()
+    assert ("depth 8: one iteration: both modes are the same network, trained once (as "
+            "recurrent) and shown under both, 4.0% over 3 trial(s); no test of the claim") in md
+    # Half (b): recurrent 16 minus the depth-8 network, paired by seed (scipy's interval).
+    assert params[("recurrent", 16)] == params[("recurrent", 8)]
+    ci = stats.ttest_rel(TWIN_ACCS[("recurrent", 16)],
+                         TWIN_ACCS[("recurrent", 8)]).confidence_interval(0.95)
+    mean, half = (ci.low + ci.high) / 2, (ci.high - ci.low) / 2
+    assert (f"recurrent depth 16 vs feed-forward depth 8, trained as recurrent: the same network "
+            f"({params[('recurrent', 16)]:,} vs {params[('recurrent', 8)]:,} parameters, equal): "
+            f"recurrent ahead by {mean:.1f} ± {half:.1f} points (paired by seed, 3 vs 3 trials)"
+            ) in md
+    # Half (a) at depth 16: differences -6, -14, -0.5 → inconclusive; the trials that would
+    # decide it come from scipy's t at the observed spread.
+    diffs = [-6.0, -14.0, -0.5]
+    s = stats.tstd(diffs)
+    need = next(k for k in range(2, 10_000)
+                if stats.t.ppf(0.975, k - 1) * s / math.sqrt(k) <= max(5.0, abs(sum(diffs) / 3)))
+    assert (f"Headline: decided at equal parameters; not decided at equal effective depth "
+            f"(depth 16: about {need} trials per mode (3 ran)") in md
+    assert "the recurrent model beats the feed-forward model with the same parameter count at " \
+           "every compared depth 16 (vs 8)" in md
+    # The one-iteration runs are listed once in the convergence lines and drawn once.
+    assert md.count("convergence, recurrent, depth 8 (also shown as feed-forward") == 1
+    assert "convergence, feed-forward, depth 8" not in md
+    assert "(b) Equal parameters" in files.verdict_text()
+
+
+def test_header_and_verdict_agree_on_trials_and_a_smoke_run_says_so(tmp_path, capsys):
+    """A swept seed (seed=0,1) is two trials in the header as in the verdict; the quick preset's
+    report carries its description, which calls it a smoke run."""
+    from recurdepth.experiments import load_experiment
+
+    experiment = Experiment.from_dict({
+        "name": "seeds", "description": "Smoke run: checks the pipeline, not the paper.",
+        "base": {"model": {"family": "maze", "width": 4},
+                 "data": {"name": "mazes", "maze_size": 5}},
+        "grid": {"seed": [0, 1], "model.mode": ["recurrent", "feedforward"],
+                 "model.effective_depth": [12]}})
+    runs = experiment.runs()
+    with ResultStore.open(db_path_for(tmp_path), experiment) as store:
+        store.sync_runs(runs, run_dirs_for(runs, tmp_path))
+        for r in runs:
+            store.mark_running(r.run_id)
+            store.record_result(r.run_id, {"status": "completed", "test_acc": 50.0 + r.config.seed,
+                                           "train_acc": 50.0, "parameters": r.parameters,
+                                           "iters": r.iters, "effective_depth": 12})
+    md = write_report(db_path_for(tmp_path)).index.read_text()
+    assert "· 2 trial(s) per configuration." in md and "2 vs 2 trials" in md
+    assert "*Smoke run: checks the pipeline, not the paper.*" in md
+    assert "smoke" in load_experiment("quick").description.lower()

@@ -18,9 +18,13 @@ class DataError(RecurDepthError):
 
 
 def choices_message(what: str, value: object, valid: Iterable[object]) -> str:
-    """Return "unknown <what> 'value'; valid choices: a, b, c" for error messages."""
-    valid_list = ", ".join(str(v) for v in valid)
-    return f"unknown {what} {value!r}; valid choices: {valid_list}"
+    """Return "unknown <what> 'value' (did you mean 'b'?); valid choices: a, b, c"."""
+    import difflib
+
+    names = [str(v) for v in valid]
+    close = difflib.get_close_matches(str(value), names, n=2, cutoff=0.75)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    return f"unknown {what} {value!r}{hint}; valid choices: {', '.join(names)}"
 
 
 def check_keys(mapping: Mapping[str, object], valid: Iterable[str], what: str,

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     files = write_report(summary.db_path)
     minutes = (time.perf_counter() - start) / 60
     print()
-    print(depth_table(files.groups).markdown())
+    table = depth_table(files.groups)
+    print(table.markdown() + (f"{table.note}\n" if table.note else ""))
     print("(mean ± standard error over trials; the verdict below uses 95% confidence intervals)")
     if files.verdicts:
         print(files.verdict_text())

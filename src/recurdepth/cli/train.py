@@ -9,9 +9,11 @@ from pathlib import Path
 
 from recurdepth.paths import folder_arg
 from recurdepth.data.registry import options_help
-from recurdepth.training.config import RunConfig, config_keys, is_multirun, load_config, resolve
-from recurdepth.training.distributed import shutdown_distributed, world_rank
+from recurdepth.training.config import RunConfig, is_multirun, key_docs, load_config, resolve
 from recurdepth.training.launch import check_process_count, torchrun_command
+
+# Nothing here imports torch at start-up: --help, --print-config of a sweep and config errors
+# answer at once (tests/test_cli_startup.py).
 
 EXAMPLES = """examples:
   recurdepth train model.family=maze model.effective_depth=16 model.width=32 \\
@@ -22,7 +24,33 @@ EXAMPLES = """examples:
 
 Running the same command again resumes the run from its last checkpoint. KEY=V1,V2,... runs
 every combination of such values as a sweep (an experiment folder with a results database,
---run-dir or runs/multirun-<hash>); overrides may come before or after the options."""
+--run-dir or runs/multirun-<hash>); overrides may come before or after the options. A
+list-valued key takes its items bare (optim.milestones=10,20) and is swept with bracketed
+lists (optim.milestones=[10],[10,20])."""
+
+
+def keys_help(width: int = 100) -> str:
+    """Every config key with its type, default and meaning, one paragraph per section."""
+    import textwrap
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return str(value).lower()
+        return str(value)
+
+    lines = ["config keys (KEY=VALUE; type, default: meaning):"]
+    section = None
+    for doc in key_docs():
+        top = doc.key.split(".")[0] if "." in doc.key else ""
+        if top != section:
+            lines.append("")
+            section = top
+        head = f"  {doc.key} ({doc.type}, default {shown(doc.default)})"
+        body = f"{head}: {doc.meaning}" if doc.meaning else head
+        lines += textwrap.wrap(body, width, subsequent_indent="      ")
+    return "\n".join(lines)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train one model on one data set (resumes an interrupted run)",
         description="Train one run with the authors' protocol and write a run folder "
         "(config.yaml, env.json, status.json, metrics.jsonl, checkpoint_last.pt, result.json). "
-        "Config keys: " + ", ".join(config_keys()) + ". " + options_help(),
-        epilog=EXAMPLES,
+        "Every config key is listed below with its type, default and meaning. " + options_help(),
+        epilog=keys_help() + "\n\n" + EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="YAML config file (optional)")
@@ -76,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return _launch(args, resolved, run_dir)
     # `kill` (SIGTERM) then marks the run folder "interrupted" like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
+    from recurdepth.training.distributed import shutdown_distributed, world_rank
     from recurdepth.training.run import train_run
 
     try:

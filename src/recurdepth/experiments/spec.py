@@ -340,7 +340,9 @@ def run_name(params: Mapping[str, Any]) -> str:
         if key == "trial":
             continue
         leaf = key.rsplit(".", 1)[-1]
-        if isinstance(value, str):
+        if isinstance(value, list):  # a swept list-valued key: milestones10+20
+            parts.append(f"{leaf}{'+'.join(map(str, value)) or 'none'}")
+        elif isinstance(value, str):
             parts.append(value)
         elif leaf in _NAME_PREFIX:
             parts.append(f"{_NAME_PREFIX[leaf]}{value}")

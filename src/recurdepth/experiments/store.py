@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from recurdepth.errors import ConfigError, DataError
+from recurdepth.io import current_umask
 from recurdepth.experiments.spec import Experiment, RunSpec, canonical_json
 from recurdepth.training.config import protocol_dict, stored_identity
 
@@ -118,7 +119,8 @@ class ResultStore:
 
     def _record_spec(self, experiment: Experiment) -> None:
         """Store the experiment's latest definition (written only when it changed)."""
-        rows = {"spec_hash": experiment.spec_hash, "spec": canonical_json(experiment.identity())}
+        rows = {"spec_hash": experiment.spec_hash, "spec": canonical_json(experiment.identity()),
+                "description": experiment.description}
         meta = self.meta()
         if all(meta.get(k) == v for k, v in rows.items()):
             return
@@ -164,7 +166,8 @@ class ResultStore:
 
     # -- identity --------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
-        """The experiment table as a dict (name, spec_hash, spec, schema_version, placement)."""
+        """The experiment table as a dict (name, spec_hash, spec, schema_version, description,
+        placement)."""
         return dict(self.conn.execute("SELECT key, value FROM experiment"))
 
     @property
@@ -335,12 +338,14 @@ def _create(path: Path, experiment: Experiment) -> None:
 
 def _write_new(path: Path, experiment: Experiment) -> None:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would keep other readers out
     os.close(fd)
     tmp = Path(name)
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             rows = {"name": experiment.name, "spec_hash": experiment.spec_hash,
+                    "description": experiment.description,
                     "spec": canonical_json(experiment.identity()),
                     "schema_version": SCHEMA_VERSION}
             conn.execute("BEGIN IMMEDIATE")

@@ -201,7 +201,8 @@ def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,
         with ResultStore.open_existing(db_path) as existing:
             existing.check_identity(experiment)
     check_stored_data(runs)  # a missing data set leaves no folder behind
-    with writer_lock(out_dir, "sweep output"):  # one sweep per folder; removes stale temp files
+    # One sweep per folder; removes stale temp files, and its lock file when done.
+    with writer_lock(out_dir, "sweep output", remove=True):
         return _run_sweep(experiment, runs, out_dir, executor=executor, train_fn=train_fn,
                           progress=progress, on_event=on_event)
 

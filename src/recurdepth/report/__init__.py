@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import sys
 import types
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from recurdepth.report.plots import (
 from recurdepth.report.results import GroupStat, fmt_int, group_results, load_saved_evals
 from recurdepth.report.tables import Table, depth_table, eval_tables, model_table, results_table
 from recurdepth.report.verdict import (
+    HALF_A,
+    HALF_B,
     PAPER_CLAIM,
     RULE,
     PanelVerdict,
@@ -138,12 +139,12 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
     for t in tables:
         table_paths += list(t.write(folder))
 
-    spec = json.loads(meta.get("spec", "{}"))
     status_line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no runs"
     md = [f"# {name}", "",
           f"Results database: `{db_path.name}` · spec hash `{meta.get('spec_hash')}` · "
-          f"{len(records)} runs ({status_line}) · {spec.get('trials', '?')} trial(s) per "
-          f"configuration.", ""]
+          f"{len(records)} runs ({status_line}) · {_trials_line(groups)}.", ""]
+    if meta.get("description"):  # what the experiment is (a smoke run says so here)
+        md += [f"*{meta['description']}*", ""]
     if meta.get("placement"):
         md += [f"Runs placed by the latest sweep: {meta['placement']}.", ""]
     md += verdict_markdown(verdicts)
@@ -152,16 +153,26 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                ""]
     for t in tables:
         md += [f"## {t.title}", "", f"[Markdown]({t.name}.md) · [CSV]({t.name}.csv)", "",
-               t.markdown()]
+               *([t.note, ""] if t.note else []), t.markdown()]
     index = atomic_write_text(folder / "index.md", "\n".join(md))
     index_html = atomic_write_text(folder / "index.html",
-                                   _html(name, md[2], figures, tables, verdicts))
+                                   _html(name, md[2], figures, tables, verdicts,
+                                         meta.get("description", "")))
     return ReportFiles(folder=folder, index=index, index_html=index_html,
                        figures=[p for _, p in figures], tables=table_paths, groups=groups,
                        verdicts=verdicts, warnings=warnings)
 
 
 # On load, the page records whether every image decoded (used by the browser test).
+def _trials_line(groups: list[GroupStat]) -> str:
+    """``3 trial(s) per configuration``, counted from the runs (a swept seed is a trial too)."""
+    sizes = sorted({g.runs for g in groups if g.trained_as is None})
+    if not sizes:
+        return "no configurations"
+    count = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    return f"{count} trial(s) per configuration"
+
+
 _IMAGES_CHECK = ("<script>window.addEventListener('load',function(){var imgs=document.images,"
                  "ok=imgs.length>0;for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||"
                  "imgs[i].naturalWidth===0){ok=false;}}document.getElementById('images-status')"
@@ -174,9 +185,12 @@ def _verdict_html(verdicts: list[PanelVerdict]) -> list[str]:
         return []
     parts = ["<section id='verdict'><h2>Verdict</h2>", f"<p><em>{e(PAPER_CLAIM)}</em></p>"]
     for v in verdicts:
-        parts.append(f"<h3>{e(v.panel)}</h3><ul>")
+        parts.append(f"<h3>{e(v.panel)}</h3><p><strong>{e(v.headline())}</strong></p>"
+                     f"<p>{e(HALF_A)}:</p><ul>")
         parts += [f"<li>{e(d.line())}</li>" for d in v.depths]
-        parts.append(f"</ul><p><strong>{e(v.overall())}</strong></p><ul>")
+        parts.append(f"</ul><p><strong>{e(v.overall())}</strong></p><p>{e(HALF_B)}:</p><ul>")
+        parts += [f"<li>{e(p.line())}</li>" for p in v.parameters]
+        parts.append(f"</ul><p><strong>{e(v.parameter_overall())}</strong></p><ul>")
         parts += [f"<li>convergence, {e(label)}: {e(line)}</li>" for label, line in v.convergence]
         parts.append("</ul>")
     parts.append(f"<p><small>{e(RULE)}</small></p></section>")
@@ -184,7 +198,7 @@ def _verdict_html(verdicts: list[PanelVerdict]) -> list[str]:
 
 
 def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list[Table],
-          verdicts: list[PanelVerdict]) -> str:
+          verdicts: list[PanelVerdict], description: str = "") -> str:
     e = html.escape
     parts = ["<!DOCTYPE html>", f"<html><head><meta charset='utf-8'>{GENERATOR}",
              f"<title>{e(name)}</title>",
@@ -193,6 +207,8 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
              "padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
              "img{max-width:100%}#images-status{display:none}</style></head><body>",
              f"<h1>{e(name)}</h1>", f"<p>{e(summary.replace('`', ''))}</p>"]
+    if description:
+        parts.append(f"<p><em>{e(description)}</em></p>")
     parts += _verdict_html(verdicts)
     for title, path in figures:
         # Embedded, so the page shows its figures wherever it is copied.
@@ -204,6 +220,7 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
     for t in tables:
         parts += [f"<h2>{e(t.title)}</h2>",
                   f"<p><a href='{t.name}.md'>Markdown</a> · <a href='{t.name}.csv'>CSV</a></p>",
+                  f"<p>{e(t.note)}</p>" if t.note else "",
                   "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>"]
         parts += ["<tr>" + "".join(f"<td>{e(c.replace(chr(92) + '|', '|'))}</td>" for c in row)
                   + "</tr>" for row in t.rows]

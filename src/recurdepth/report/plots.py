@@ -238,7 +238,8 @@ def plot_learning_curves(groups: list[GroupStat], path: str | Path, *,
     cells: dict[tuple[str, int | None], list[GroupStat]] = {}
     for panel, gs in panels(groups).items():
         for g in gs:
-            if any(c.points for c in g.curves):
+            # A one-iteration group shown under both modes is the same runs: drawn once.
+            if any(c.points for c in g.curves) and g.trained_as is None:
                 cells.setdefault((panel, g.effective_depth), []).append(g)
     if not cells:
         return None

@@ -8,6 +8,7 @@ rest and lets a longer curve on the run's own test set extend the training's fin
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +121,9 @@ class GroupStat:
     curves: list[RunCurve] = field(default_factory=list)
     evals: dict[EvalSetting, list[SavedEval]] = field(default_factory=dict)  # from eval.json
     trained_setting: EvalSetting = EvalSetting("test")  # where per_iter was measured
+    # Set on a group that shows another mode's runs: at one iteration both modes are the same
+    # network, so an experiment may train it once (as this mode) and show it under both.
+    trained_as: str | None = None
 
     @property
     def test(self) -> tuple[float | None, float | None]:
@@ -276,8 +280,36 @@ def group_results(records: Iterable[RunRecord],
                 per_iter = longer.per_iter or []
             if per_iter:
                 g.per_iter.append([float(v) for v in per_iter])
-    return sorted(groups.values(), key=lambda g: (g.panel, g.effective_depth or 0,
-                                                  _mode_order(g.mode)))
+    out = list(groups.values()) + _one_iteration_twins(groups.values())
+    return sorted(out, key=lambda g: (g.panel, g.effective_depth or 0, _mode_order(g.mode)))
+
+
+_OTHER_MODE = {"recurrent": "feedforward", "feedforward": "recurrent"}
+
+
+def _one_iteration_twins(groups: Iterable[GroupStat]) -> list[GroupStat]:
+    """For each one-iteration group trained in one mode only, the same runs under the other.
+
+    With one iteration a recurrent model and its feed-forward twin are the same network, so an
+    experiment that compares the modes trains it once; tables, figures and the verdict still
+    show it in both modes (``trained_as`` names the mode it was trained in).
+    """
+    groups = list(groups)
+    present = {(g.panel, g.mode, g.effective_depth, canonical_json(g.extra)) for g in groups}
+    modes = {(g.panel, g.mode) for g in groups}
+    twins = []
+    for g in groups:
+        other = _OTHER_MODE.get(g.mode)
+        if (other is None or g.iters != 1 or (g.panel, other) not in modes
+                or (g.panel, other, g.effective_depth, canonical_json(g.extra)) in present):
+            continue
+        twin = copy.copy(g)
+        twin.mode, twin.trained_as = other, g.mode
+        # Test-time iterations belong to the recurrent reading of the network only.
+        twin.per_iter = g.per_iter if other == "recurrent" else []
+        twin.evals = {}  # saved evaluations are listed once, under the mode that trained
+        twins.append(twin)
+    return twins
 
 
 def _num(value: Any) -> float | None:

@@ -73,7 +73,9 @@ def results_table(groups: Sequence[GroupStat]) -> Table:
     rows, csv_rows = [], []
     for g in groups:
         extra = "".join(f", {k.rsplit('.', 1)[-1]}={v}" for k, v in g.extra.items())
-        rows.append([g.dataset + extra, g.family, _mode(g.mode), fmt_int(g.effective_depth),
+        mode = _mode(g.mode) + (f" (the {_mode(g.trained_as)} runs: one iteration)"
+                                if g.trained_as else "")
+        rows.append([g.dataset + extra, g.family, mode, fmt_int(g.effective_depth),
                      fmt_int(g.iters), fmt_int(g.width), fmt_int(g.parameters),
                      f"{g.done}/{g.runs}", fmt_acc(*g.test), fmt_acc(*g.train)])
         csv_rows.append([g.panel, g.dataset, g.family, g.mode, g.effective_depth, g.iters,
@@ -102,8 +104,13 @@ def depth_table(groups: Sequence[GroupStat]) -> Table:
                              rec.done if rec else None, *(ff.test if ff else (None, None)),
                              ff.done if ff else None, rec.parameters if rec else None,
                              ff.parameters if ff else None])
+    shared = sorted({(g.effective_depth, g.trained_as) for g in groups if g.trained_as})
+    note = " ".join(f"Depth {d} is one iteration, where both modes are the same network: it was "
+                    f"trained once (as {_mode(m)}) and its runs fill both columns."
+                    for d, m in shared)
     return Table("depth_table", "Recurrent vs feed-forward at each effective depth "
-                 "(Table 2 style; mean ± standard error)", header, rows, csv_header, csv_rows)
+                 "(Table 2 style; mean ± standard error)", header, rows, csv_header, csv_rows,
+                 note=note)
 
 
 def model_table(groups: Sequence[GroupStat]) -> Table:

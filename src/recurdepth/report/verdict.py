@@ -1,5 +1,7 @@
-"""The report's verdict on the paper's claim, computed from the results: per effective depth,
-recurrent minus feed-forward test accuracy with a 95% confidence interval over trials.
+"""The report's verdict on the paper's claim, computed from the results, in two halves:
+(a) equal effective depth: per depth, recurrent minus feed-forward test accuracy with a 95%
+confidence interval over trials; (b) equal parameters: each recurrent model against the
+feed-forward model with the same (or nearest) parameter count, the same kind of interval.
 
 Rules (the whole verdict follows from them; nothing is written by hand):
 
@@ -17,6 +19,14 @@ Rules (the whole verdict follows from them; nothing is written by hand):
   are no test of the claim and are reported but not counted: one iteration (both models are the
   same network), and a depth where neither model is more than ``NO_SIGNAL`` points above chance
   (100/classes for classification, 0 for mazes, which count only exact solutions).
+* **Equal parameters.** Each recurrent model of more than one iteration is compared with the
+  feed-forward model of another depth whose parameter count is nearest its own (equal in the
+  paper's families: the one-iteration feed-forward model). The paper's claim here is that depth
+  bought by iterating adds accuracy: "recurrent ahead" supports it, "behind" or "within"
+  contradicts it, "inconclusive" and "undecided" leave it open.
+* **What would decide.** For an inconclusive comparison, the number of trials per mode at which
+  the interval would decide it if the observed mean and spread held (see
+  :func:`trials_to_decide`).
 * **Convergence** (per run, from its own learning curve): a run whose final un-augmented train
   accuracy is within ``NO_SIGNAL`` points of chance is "not learning" (a flat 0% gains nothing
   either, so the gain rule alone would call it converged); otherwise converged when its final
@@ -37,13 +47,20 @@ MARGIN = 5.0  # points: a wider interval around 0 cannot tell "about the same" f
 NO_SIGNAL = 5.0  # points above chance: models no better than this learned nothing to compare
 CONVERGED_TRAIN_ACC = 95.0  # percent
 CONVERGED_GAIN = 1.0  # points of train accuracy over the last quarter of the epochs
+HALF_A = "(a) Equal effective depth (recurrent minus feed-forward at each depth)"
+HALF_B = ("(b) Equal parameters (each recurrent model minus the feed-forward model with the "
+          "same, else the nearest, parameter count)")
 
-PAPER_CLAIM = ("The paper's claim: a recurrent network reaches about the accuracy of a "
-               "feed-forward network of the same effective depth, with far fewer parameters.")
+PAPER_CLAIM = ("The paper's claim, in two halves: (a) at equal effective depth a recurrent "
+               "network reaches about the accuracy of a feed-forward network, with far fewer "
+               "parameters; (b) at equal parameters a recurrent network made deeper by iterating "
+               "is more accurate than the feed-forward network.")
 RULE = ("Rule: recurrent minus feed-forward test accuracy with a 95% t-interval over trials "
         "(paired by seed when both modes ran the same seeds, else Welch); below 0 → behind, "
         "above 0 → ahead, containing 0 → within if its half-width is ≤ 5 points, else "
-        "inconclusive. A run counts as converged when its "
+        "inconclusive. Equal parameters: each recurrent model minus the feed-forward model with "
+        "the same (else the nearest) parameter count, the same interval; above 0 supports the "
+        "claim. A run counts as converged when its "
         "final train accuracy is ≥ 95% or it gained < 1 point over its last quarter of epochs, "
         "and as not learning (never converged) when its train accuracy is within 5 points of "
         "chance.")
@@ -59,6 +76,9 @@ class Difference:
     n_recurrent: int
     n_feedforward: int
     dof: float | None = None
+    # Standard deviation of one recurrent-minus-feed-forward draw (paired: of the per-seed
+    # differences; Welch: sqrt(var_r + var_f)): what projects the trials needed to decide.
+    spread: float | None = None
 
     @property
     def low(self) -> float | None:
@@ -93,7 +113,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float],
     mean, var = _mean_var(diffs)
     n = len(diffs)
     half = t_quantile(confidence, n - 1) * math.sqrt(var / n)
-    return Difference(mean, half, "paired by seed", n, n, dof=n - 1)
+    return Difference(mean, half, "paired by seed", n, n, dof=n - 1, spread=math.sqrt(var))
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float],
@@ -106,10 +126,11 @@ def welch_difference(a: Sequence[float], b: Sequence[float],
     qa, qb = va / len(a), vb / len(b)
     se = math.sqrt(qa + qb)
     if se == 0:  # every trial identical on both sides: the interval is a point
-        return Difference(ma - mb, 0.0, "Welch", len(a), len(b), dof=len(a) + len(b) - 2)
+        return Difference(ma - mb, 0.0, "Welch", len(a), len(b), dof=len(a) + len(b) - 2,
+                          spread=0.0)
     dof = (qa + qb) ** 2 / (qa ** 2 / (len(a) - 1) + qb ** 2 / (len(b) - 1))
     return Difference(ma - mb, t_quantile(confidence, dof) * se, "Welch", len(a), len(b),
-                      dof=dof)
+                      dof=dof, spread=math.sqrt(va + vb))
 
 
 def compare(recurrent: GroupStat, feedforward: GroupStat) -> Difference | None:
@@ -127,6 +148,25 @@ def compare(recurrent: GroupStat, feedforward: GroupStat) -> Difference | None:
         return welch_difference(ra, fa)
     return Difference(sum(ra) / len(ra) - sum(fa) / len(fa), None, "no interval", len(ra),
                       len(fa))
+
+
+MAX_TRIALS = 10_000  # beyond this a projection says "more than"
+
+
+def trials_to_decide(diff: Difference, confidence: float = CONFIDENCE) -> int | None:
+    """Trials per mode at which the interval would decide, if the observed mean and spread held.
+
+    Decided means the half-width t(n-1)·spread/√n is at most ``MARGIN`` (within, or behind or
+    ahead) or smaller than |mean| (the interval leaves 0). None without a spread (fewer than two
+    trials); ``MAX_TRIALS + 1`` when even ``MAX_TRIALS`` would not do.
+    """
+    if diff.spread is None:
+        return None
+    for n in range(2, MAX_TRIALS + 1):
+        half = t_quantile(confidence, n - 1) * diff.spread / math.sqrt(n)
+        if half <= MARGIN or half < abs(diff.mean):
+            return n
+    return MAX_TRIALS + 1
 
 
 def classify(diff: Difference) -> str:
@@ -217,6 +257,12 @@ def convergence_line(group: GroupStat) -> str:
     return f"NOT converged: {len(flagged)}/{len(results)} runs still learning ({detail})"
 
 
+def learned(*groups: GroupStat) -> bool:
+    """False when none of the groups is more than ``NO_SIGNAL`` points above chance."""
+    means = [g.test[0] for g in groups if g.test[0] is not None]
+    return not means or max(means) > chance_of(groups[0]) + NO_SIGNAL
+
+
 @dataclass(frozen=True)
 class DepthVerdict:
     """Recurrent vs feed-forward at one effective depth of one panel."""
@@ -240,8 +286,7 @@ class DepthVerdict:
     @property
     def learned(self) -> bool:
         """False when neither model is more than ``NO_SIGNAL`` points above chance."""
-        means = [g.test[0] for g in (self.recurrent, self.feedforward) if g.test[0] is not None]
-        return not means or max(means) > self.chance + NO_SIGNAL
+        return learned(self.recurrent, self.feedforward)
 
     @property
     def no_test(self) -> bool:
@@ -260,14 +305,99 @@ class DepthVerdict:
                  f"({self.recurrent.parameters:,} vs {self.feedforward.parameters:,})")
         if self.difference is None:
             return f"depth {self.depth}: no finished runs on one side{ratio}"
+        trained_as = self.recurrent.trained_as or self.feedforward.trained_as
+        if trained_as:
+            g = self.recurrent if self.recurrent.trained_as is None else self.feedforward
+            mean, _ = g.test
+            acc = "" if mean is None else f", {mean:.1f}% over {len(g.test_accs)} trial(s)"
+            return (f"depth {self.depth}: one iteration: both modes are the same network, "
+                    f"trained once (as {_mode_label(trained_as)}) and shown under both{acc}; no "
+                    f"test of the claim")
         d = self.difference
-        method = ("" if d.method == "no interval" else
-                  f" ({d.method}, {d.n_recurrent} vs {d.n_feedforward} trials)")
+        method = _method(d)
         same = "; one iteration: both modes are the same network" if self.same_network else ""
         if not self.learned:
             same += (f"; no test: neither model is more than {NO_SIGNAL:g} points above chance "
                      f"({self.chance:.0f}%)")
         return f"depth {self.depth}: {describe(d)}{method}{ratio}{same}"
+
+
+@dataclass(frozen=True)
+class ParameterVerdict:
+    """A recurrent model against the feed-forward model with the same (or nearest) parameters."""
+
+    recurrent: GroupStat
+    feedforward: GroupStat
+    difference: Difference | None
+
+    @property
+    def outcome(self) -> str:
+        """within / behind / ahead / inconclusive / undecided / missing."""
+        return "missing" if self.difference is None else classify(self.difference)
+
+    @property
+    def no_test(self) -> bool:
+        """True when neither model learned anything to compare."""
+        return not learned(self.recurrent, self.feedforward)
+
+    @property
+    def equal(self) -> bool:
+        """True when both models have exactly the same number of parameters."""
+        return self.recurrent.parameters == self.feedforward.parameters
+
+    def line(self) -> str:
+        """The one-line result of this comparison."""
+        r, f = self.recurrent, self.feedforward
+        same = (f", trained as {_mode_label(f.trained_as)}: the same network"
+                if f.trained_as else "")
+        ratio = (f"{r.parameters:,} vs {f.parameters:,} parameters, "
+                 + ("equal" if self.equal else
+                    f"the nearest feed-forward count, {r.parameters / f.parameters:.2f}×")
+                 if r.parameters and f.parameters else "parameters unknown")
+        head = (f"recurrent depth {r.effective_depth} vs feed-forward depth "
+                f"{f.effective_depth}{same} ({ratio})")
+        if self.difference is None:
+            return f"{head}: no finished runs on one side"
+        d = self.difference
+        method = _method(d)
+        nothing = (f"; no test: neither model is more than {NO_SIGNAL:g} points above chance "
+                   f"({chance_of(r):.0f}%)" if self.no_test else "")
+        return f"{head}: {describe(d)}{method}{nothing}"
+
+
+def parameter_verdicts(groups: Sequence[GroupStat]) -> list[ParameterVerdict]:
+    """Half (b) for one panel's groups: every recurrent model of more than one iteration against
+    the feed-forward model of another depth with the nearest parameter count (ties: shallower)."""
+    ffs = [g for g in groups if g.mode == "feedforward" and g.parameters]
+    out = []
+    for rec in groups:
+        if rec.mode != "recurrent" or rec.iters == 1 or not rec.parameters:
+            continue
+        others = [f for f in ffs if f.effective_depth != rec.effective_depth]
+        if not others:
+            continue
+        ff = min(others, key=lambda f: (abs((f.parameters or 0) - (rec.parameters or 0)),
+                                        f.effective_depth or 0))
+        out.append(ParameterVerdict(rec, ff, compare(rec, ff)))
+    return out
+
+
+def _decide_hint(items: Sequence[DepthVerdict | ParameterVerdict]) -> str:
+    """What would decide the open comparisons: trials per mode at the observed spread."""
+    needs = []
+    for item in items:
+        d = item.difference
+        n = None if d is None else trials_to_decide(d)
+        ran = 0 if d is None else min(d.n_recurrent, d.n_feedforward)
+        label = (f"depth {item.depth}" if isinstance(item, DepthVerdict)
+                 else f"depth {item.recurrent.effective_depth}")
+        if n is None:
+            needs.append(f"{label}: at least 2 trials per mode for an interval ({ran} ran)")
+        elif n > MAX_TRIALS:
+            needs.append(f"{label}: more than {MAX_TRIALS:,} trials per mode ({ran} ran)")
+        else:
+            needs.append(f"{label}: about {n} trials per mode ({ran} ran)")
+    return "; ".join(needs)
 
 
 @dataclass
@@ -277,6 +407,62 @@ class PanelVerdict:
     panel: str
     depths: list[DepthVerdict] = field(default_factory=list)
     convergence: list[tuple[str, str]] = field(default_factory=list)  # (group label, line)
+    parameters: list[ParameterVerdict] = field(default_factory=list)  # half (b)
+
+    def parameter_overall(self) -> str:
+        """Half (b) in one line: where the deeper recurrent model beats equal parameters."""
+        if not self.parameters:
+            return ("Overall: no recurrent model of more than one iteration has a feed-forward "
+                    "model of another depth to compare with.")
+        tested = [p for p in self.parameters if not p.no_test]
+        ahead = [p for p in tested if p.outcome == "ahead"]
+        against = [p for p in tested if p.outcome in ("behind", "within")]
+        open_ = [p for p in tested if p not in ahead and p not in against]
+        parts = []
+        if ahead:
+            which = "every compared depth" if len(ahead) == len(tested) else "depth"
+            parts.append(f"the recurrent model beats the feed-forward model with "
+                         f"{'the same' if all(p.equal for p in ahead) else 'the nearest'} "
+                         f"parameter count at {which} {_rec_depths(ahead)}")
+        if against:
+            parts.append(f"not ahead at {_rec_depths(against)}")
+        if open_:
+            parts.append(f"open at {_rec_depths(open_)}")
+        if len(tested) < len(self.parameters):
+            parts.append(f"no test at {_rec_depths([p for p in self.parameters if p.no_test])} "
+                         f"(neither model learned)")
+        return f"Overall: {'; '.join(parts)}."
+
+    def halves(self) -> dict[str, tuple[bool, str]]:
+        """Per half ("equal effective depth", "equal parameters"): decided?, and its open items."""
+        tested = [d for d in self.depths if not d.no_test]
+        open_depths = [d for d in tested if d.outcome not in ("within", "behind", "ahead")]
+        params = [p for p in self.parameters if not p.no_test]
+        open_params = [p for p in params if p.outcome not in ("within", "behind", "ahead")]
+        return {"equal effective depth": (bool(tested) and not open_depths,
+                                          _decide_hint(open_depths)),
+                "equal parameters": (bool(params) and not open_params,
+                                     _decide_hint(open_params))}
+
+    def headline(self) -> str:
+        """Which half is decided, which is not, and what would decide the open one."""
+        decided, open_ = [], []
+        for name, (done, hint) in self.halves().items():
+            has = [p for p in self.parameters if not p.no_test] if name == "equal parameters" \
+                else [d for d in self.depths if not d.no_test]
+            if done:
+                decided.append(name)
+            elif has:
+                open_.append(f"{name} ({hint}, if the observed mean and spread held; or a GPU, "
+                             f"which trains such trials and the paper's full-size models)")
+            else:
+                open_.append(f"{name} (no comparison where a model learned)")
+        text = []
+        if decided:
+            text.append(f"decided at {' and '.join(decided)}")
+        if open_:
+            text.append(f"not decided at {'; and at '.join(open_)}")
+        return "Headline: " + "; ".join(text) + "."
 
     def overall(self) -> str:
         """The overall line: at how many depths the claim holds, and the parameter ratios."""
@@ -325,8 +511,19 @@ class PanelVerdict:
         return f"Overall: {text}."
 
 
+def _method(d: Difference) -> str:
+    """`` (paired by seed, 3 vs 3 trials)``, or nothing without an interval."""
+    return "" if d.method == "no interval" else (f" ({d.method}, {d.n_recurrent} vs "
+                                                 f"{d.n_feedforward} trials)")
+
+
 def _depths(items: Sequence[DepthVerdict]) -> str:
     return ", ".join(str(d.depth) for d in items) or "none"
+
+
+def _rec_depths(items: Sequence[ParameterVerdict]) -> str:
+    return ", ".join(f"{p.recurrent.effective_depth} (vs {p.feedforward.effective_depth})"
+                     for p in items) or "none"
 
 
 def _mode_label(mode: str) -> str:
@@ -351,9 +548,15 @@ def panel_verdicts(groups: Sequence[GroupStat]) -> list[PanelVerdict]:
             pv.depths.append(DepthVerdict(depth, rec, ff, compare(rec, ff), ratio))
         if not pv.depths:
             continue
+        pv.parameters = parameter_verdicts(gs)
         for d in pv.depths:
             for g in (d.recurrent, d.feedforward):
-                pv.convergence.append((f"{_mode_label(g.mode)}, depth {d.depth}",
+                if g.trained_as:
+                    continue  # the other mode's runs: listed once, under that mode
+                twin = d.feedforward if g is d.recurrent else d.recurrent
+                also = (f" (also shown as {_mode_label(twin.mode)}: one iteration)"
+                        if twin.trained_as else "")
+                pv.convergence.append((f"{_mode_label(g.mode)}, depth {d.depth}{also}",
                                        convergence_line(g)))
         out.append(pv)
     return out
@@ -365,9 +568,12 @@ def verdict_lines(verdicts: Sequence[PanelVerdict]) -> list[str]:
         return []
     lines = [PAPER_CLAIM]
     for v in verdicts:
-        lines += ["", f"{v.panel}:"]
-        lines += [f"  {d.line()}" for d in v.depths]
-        lines.append(f"  {v.overall()}")
+        lines += ["", f"{v.panel}:", f"  {v.headline()}", f"  {HALF_A}:"]
+        lines += [f"    {d.line()}" for d in v.depths]
+        lines.append(f"    {v.overall()}")
+        lines.append(f"  {HALF_B}:")
+        lines += [f"    {p.line()}" for p in v.parameters]
+        lines.append(f"    {v.parameter_overall()}")
         lines += [f"  convergence, {label}: {line}" for label, line in v.convergence]
     lines += ["", RULE]
     return lines
@@ -379,16 +585,19 @@ def verdict_markdown(verdicts: Sequence[PanelVerdict]) -> list[str]:
         return []
     md = ["## Verdict", "", f"*{PAPER_CLAIM}*", ""]
     for v in verdicts:
-        md += [f"### {v.panel}", ""]
+        md += [f"### {v.panel}", "", f"**{v.headline()}**", "", f"{HALF_A}:", ""]
         md += [f"- {d.line()}" for d in v.depths]
-        md += ["", f"**{v.overall()}**", ""]
+        md += ["", f"**{v.overall()}**", "", f"{HALF_B}:", ""]
+        md += [f"- {p.line()}" for p in v.parameters]
+        md += ["", f"**{v.parameter_overall()}**", ""]
         md += [f"- convergence, {label}: {line}" for label, line in v.convergence]
         md.append("")
     md += [RULE, ""]
     return md
 
 
-__all__ = ["CONFIDENCE", "Convergence", "chance_of", "DepthVerdict", "Difference", "PAPER_CLAIM",
-           "PanelVerdict", "RULE", "classify", "compare", "convergence_line", "describe",
-           "paired_difference", "panel_verdicts", "run_convergence", "t_quantile",
-           "verdict_lines", "verdict_markdown", "welch_difference"]
+__all__ = ["chance_of", "classify", "compare", "CONFIDENCE", "Convergence", "convergence_line",
+           "DepthVerdict", "describe", "Difference", "HALF_A", "HALF_B", "learned",
+           "paired_difference", "panel_verdicts", "PanelVerdict", "PAPER_CLAIM",
+           "parameter_verdicts", "ParameterVerdict", "RULE", "run_convergence", "t_quantile",
+           "trials_to_decide", "verdict_lines", "verdict_markdown", "welch_difference"]

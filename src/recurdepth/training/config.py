@@ -38,11 +38,11 @@ AUTO = "auto"
 class ModelConfig:
     """Which model of the zoo: family, mode and depth (``effective_depth`` or ``iters``)."""
 
-    family: str = "maze"
-    mode: str = "recurrent"
-    effective_depth: int | None = None
-    iters: int | None = None
-    width: int | None = None  # None: the paper's width for the data set
+    family: str = "maze"  # model family (`recurdepth models` lists them)
+    mode: str = "recurrent"  # recurrent (one shared unit) or feedforward (distinct units)
+    effective_depth: int | None = None  # layers on the unrolled path; or give model.iters
+    iters: int | None = None  # iterations of the body unit (or give model.effective_depth)
+    width: int | None = None  # channels (or units); None: the paper's width for the data set
     options: dict[str, Any] = field(default_factory=dict)  # the family's own options
     dilation: int | None = None  # older spelling of model.options.dilation (maze_dilated)
 
@@ -51,17 +51,17 @@ class ModelConfig:
 class DataConfig:
     """Which data set, where it lives and how training images are augmented."""
 
-    name: str = "mazes"
-    root: str = "data"
-    download: bool = False
+    name: str = "mazes"  # data set: mazes, cifar10, svhn, emnist, imagenet, or a plug-in's
+    root: str = "data"  # folder holding the data sets (not part of the run's identity)
+    download: bool = False  # download CIFAR-10, SVHN or EMNIST into data.root when missing
     # The data set's own options (recurdepth.data.registry: each record declares them), e.g.
     # mazes: size, eval_size, shift (older keys data.maze_size, data.eval_maze_size,
     # data.maze_shift still work).
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # the data set's own options
     train_limit: int | None = None  # first N training samples (tiny runs, tests)
-    test_limit: int | None = None
-    crop_padding: int | None = None  # None: the paper's augmentation for the data set
-    hflip: bool | None = None
+    test_limit: int | None = None  # first N test samples
+    crop_padding: int | None = None  # random-crop padding (px); None: the paper's augmentation
+    hflip: bool | None = None  # random horizontal flips; None: the paper's augmentation
     vflip: bool | None = None  # not in the paper; see recurdepth.data.augment
     workers: int = 4  # ImageNet DataLoader workers
 
@@ -73,26 +73,26 @@ SGD_WARMUP_EPOCHS = 5  # the authors' exponential warm-up (SPEC §3)
 class OptimConfig:
     """Optimizer and learning-rate schedule (SPEC §3: SGD 0.9, wd 2e-4, steps, 5-epoch warm-up)."""
 
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
+    name: str = "sgd"  # sgd or adam
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9  # SGD momentum (Adam: beta1)
+    weight_decay: float = 2e-4  # L2 weight decay on all parameters
+    milestones: list[int] = field(default_factory=list)  # epochs after which lr *= gamma
+    gamma: float = 0.1  # learning-rate factor at each milestone
     # None: the authors' 5-epoch warm-up with SGD (their protocol), none with Adam, which adapts
     # its own step sizes (at 5 epochs its first epoch would train at 18% of optim.lr).
-    warmup_epochs: int | None = None
-    recur_lr_divide: bool | None = None  # None: on for mazes (lr of the shared unit / iters)
-    clip_grad_norm: float | None = None
+    warmup_epochs: int | None = None  # exponential warm-up epochs; None: 5 with SGD, 0 with Adam
+    recur_lr_divide: bool | None = None  # lr of the shared unit / iters; None: on for mazes
+    clip_grad_norm: float | None = None  # clip the gradient norm to this (None: no clipping)
 
 
 @dataclass
 class TrainConfig:
     """Epochs, batch sizes and what is evaluated."""
 
-    epochs: int = 10
-    batch_size: int | None = None  # None: the data set's (SPEC §3: 128 classification, 50 mazes)
-    eval_batch_size: int | None = None  # None: 2 x batch_size (at least 500 on a GPU)
+    epochs: int = 10  # training epochs (raising it continues a finished run)
+    batch_size: int | None = None  # training batch; None: the data set's (128, mazes 50)
+    eval_batch_size: int | None = None  # evaluation batch; None: 2 x batch_size (>= 500 on a GPU)
     # Test accuracy at iterations 1..N of a recurrent model: an int N, or "<factor>x" relative to
     # the trained iterations ("2x": think twice as long); None: the trained iterations.
     eval_iters: int | str | None = None
@@ -120,14 +120,14 @@ class RuntimeConfig:
     eager), ``default`` elsewhere.
     """
 
-    device: str = AUTO
-    amp: str = AUTO  # auto | off | bf16 | fp16
-    channels_last: bool | str = AUTO
-    compile: bool | str = AUTO
-    cudnn_benchmark: bool | str = AUTO
-    tf32: bool | str = AUTO  # auto | on | off
-    compile_mode: str = AUTO  # auto | default | reduce-overhead | max-autotune
-    progress: bool = True
+    device: str = AUTO  # auto (cuda when available), cpu, cuda or cuda:N
+    amp: str = AUTO  # mixed precision: auto, off, bf16 or fp16
+    channels_last: bool | str = AUTO  # channels-last memory layout: true, false or auto
+    compile: bool | str = AUTO  # torch.compile the model: true, false or auto (CUDA)
+    cudnn_benchmark: bool | str = AUTO  # cuDNN autotuning: true, false or auto (CUDA)
+    tf32: bool | str = AUTO  # TF32 math for fp32 convs/matmuls: auto (on for CUDA), on or off
+    compile_mode: str = AUTO  # torch.compile mode: auto, default, reduce-overhead, max-autotune
+    progress: bool = True  # progress bars on a terminal
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     sync_bn: bool = False  # several processes: synchronise BatchNorm statistics (CUDA only)
 
@@ -141,8 +141,8 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    seed: int = 0
-    name: str | None = None  # None: derived from model, depth, data set and seed
+    seed: int = 0  # seed of every random choice of the run (init, batches, augmentation)
+    name: str | None = None  # run name; None: derived from model, depth, data set and seed
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> RunConfig:
@@ -422,8 +422,33 @@ def _declares(dataset: Any, option: str) -> bool:
     return spec is None or option in spec.options
 
 
+def _is_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is list or any(typing.get_origin(a) is list
+                                                 for a in _union_args(tp))
+
+
+def _top_level_items(raw: str) -> list[str]:
+    """``raw`` split at the commas outside brackets and braces: ``[5],[5,10]`` → two items."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(raw):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(raw[start:i])
+            start = i + 1
+    return [*items, raw[start:]]
+
+
 def _parse_override(raw: str, tp: Any) -> Any:
-    """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML."""
+    """Parse the text of ``key=value``: strings stay strings, the rest is read as YAML.
+
+    A list-valued key also takes its items without brackets (``optim.milestones=10,20``).
+    """
+    if _is_list(tp) and not raw.strip().startswith("[") and raw.strip().lower() not in (
+            "null", "none", "~"):
+        raw = f"[{raw}]"
     wants_str = tp is str or str in _union_args(tp)
     if wants_str and raw.strip().lower() not in ("null", "none", "~", "true", "false"):
         # A field that takes a number or a text (train.eval_iters: 6 or "2x") keeps numbers.
@@ -480,30 +505,59 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = split_override(text)
     tp = override_type(key)
     value = _parse_override(raw, tp)
-    return key, value if tp is Any else _coerce(value, tp, key)
+    if tp is Any:
+        return key, value
+    try:
+        return key, _coerce(value, tp, key)
+    except ConfigError as e:
+        if not _is_list(tp):
+            raise
+        raise ConfigError(f"{e}; {_value_form(key, tp)}") from None
 
 
 def is_multirun(text: str) -> bool:
-    """True for ``key=v1,v2,...`` (a comma outside brackets): one run per value."""
-    _, raw = split_override(text)
-    return "," in raw and not raw.strip().startswith(("[", "{", "'", '"'))
+    """True for ``key=v1,v2,...`` (a comma outside brackets): one run per value.
+
+    A list-valued key is swept with bracketed lists, ``optim.milestones=[10],[10,20]``;
+    ``optim.milestones=10,20`` is one list.
+    """
+    key, raw = split_override(text)
+    items = _top_level_items(raw)
+    if len(items) < 2 or raw.strip().startswith(("{", "'", '"')):
+        return False
+    try:
+        listed = _is_list(override_type(key))
+    except ConfigError:
+        listed = False
+    if listed:
+        return all(item.strip().startswith("[") for item in items)
+    return not raw.strip().startswith("[")
+
+
+def _value_form(key: str, tp: Any) -> str:
+    """How to write values of ``key``: one run, and a sweep (one run per value)."""
+    if _is_list(tp):
+        return (f"write {key}=10,20 or {key}=[10,20] for one list, {key}=[10],[10,20] for one "
+                f"run per list")
+    return f"write {key}=v1,v2,... with one {_type_name(tp)} between each pair of commas"
 
 
 def parse_multirun(text: str) -> tuple[str, list[Any]]:
     """``"key=v1,v2,..."`` → ``(key, [v1, v2, ...])``, each value checked against the key's type."""
     key, raw = split_override(text)
     tp = override_type(key)
-    items = raw.split(",")
+    items = _top_level_items(raw)
     if any(not item.strip() for item in items):
-        raise ConfigError(f"malformed multirun value {text!r}: empty item; write "
-                          f"{key}=v1,v2,... with one value between each pair of commas")
+        raise ConfigError(f"malformed multirun value {text!r}: empty item; "
+                          f"{_value_form(key, tp)}")
     values = []
     for item in items:
         try:
             values.append(_coerce(_parse_override(item.strip(), tp), tp, key))
         except ConfigError:
             raise ConfigError(f"malformed multirun value {text!r}: {item.strip()!r} is not a "
-                              f"valid {_type_name(tp)} for {key}; write {key}=v1,v2,...") from None
+                              f"valid {_type_name(tp)} for {key}; {_value_form(key, tp)}"
+                              ) from None
     if len(set(map(repr, values))) != len(values):
         raise ConfigError(f"malformed multirun value {text!r}: a value is repeated")
     return key, values
@@ -541,6 +595,70 @@ def config_keys() -> list[str]:
         else:
             keys.append(name)
     return keys
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """Each field's comment in ``cls``'s source (the lines above it, then the one after it)."""
+    import inspect
+    import io
+    import re
+    import tokenize
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (e.g. a frozen build): keys without meaning
+        return {}
+    comments: dict[str, list[str]] = {}
+    above: list[str] = []
+    for line in source.splitlines()[1:]:
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("#").strip())
+            continue
+        match = re.match(r"    (\w+)\s*:", line)
+        if match is None:
+            above = []
+            continue
+        after = []
+        try:
+            tokens = tokenize.generate_tokens(io.StringIO(text + "\n").readline)
+            after = [t.string.lstrip("#").strip() for t in tokens if t.type == tokenize.COMMENT]
+        except (tokenize.TokenError, SyntaxError):
+            pass
+        comments[match.group(1)] = above + after
+        above = []
+    return {name: " ".join(parts) for name, parts in comments.items()}
+
+
+@dataclass(frozen=True)
+class KeyDoc:
+    """One config key for ``recurdepth train --help``: its type, default and meaning."""
+
+    key: str
+    type: str
+    default: Any
+    meaning: str
+
+
+def key_docs() -> list[KeyDoc]:
+    """Every config key with its type, default and meaning (the field's comment in this file)."""
+    docs: list[KeyDoc] = []
+
+    def add(cls: type, prefix: str) -> None:
+        comments = _field_comments(cls)
+        types_ = _field_types(cls)
+        for f in dataclasses.fields(cls):
+            tp = types_[f.name]
+            if dataclasses.is_dataclass(tp):
+                add(tp, f"{prefix}{f.name}.")
+                continue
+            default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                       else f.default)
+            docs.append(KeyDoc(f"{prefix}{f.name}", _type_name(tp), default,
+                               comments.get(f.name, "")))
+
+    add(RunConfig, "")
+    return docs
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> RunConfig:
@@ -626,12 +744,18 @@ def resolve(cfg: RunConfig) -> RunConfig:
     The result is what the run folder stores and what a resumed run is compared against.
     """
     from recurdepth.data.registry import get_dataset, list_datasets
-    from recurdepth.models import get_family
 
     r = copy.deepcopy(cfg)
     if r.data.name not in list_datasets():
         raise ConfigError(choices_message("data set (data.name)", r.data.name, list_datasets()))
     data = get_dataset(r.data.name)
+    # Checked before the family registry is imported (it imports torch): these errors are quick.
+    if r.optim.name not in OPTIMIZERS:
+        raise ConfigError(choices_message("optimizer (optim.name)", r.optim.name, OPTIMIZERS))
+    if r.runtime.amp not in AMP_CHOICES:
+        raise ConfigError(choices_message("runtime.amp", r.runtime.amp, AMP_CHOICES))
+    from recurdepth.models import get_family
+
     spec = get_family(r.model.family)  # ConfigError lists the families
     if r.data.name not in spec.datasets:
         raise ConfigError(f"model family {r.model.family!r} is not defined for data set "
@@ -639,10 +763,6 @@ def resolve(cfg: RunConfig) -> RunConfig:
     if r.model.mode not in spec.modes:
         raise ConfigError(choices_message(f"mode for family {r.model.family!r} (model.mode)",
                                           r.model.mode, spec.modes))
-    if r.optim.name not in OPTIMIZERS:
-        raise ConfigError(choices_message("optimizer (optim.name)", r.optim.name, OPTIMIZERS))
-    if r.runtime.amp not in AMP_CHOICES:
-        raise ConfigError(choices_message("runtime.amp", r.runtime.amp, AMP_CHOICES))
     _resolve_options(r.model, spec.options)
     _resolve_model(r, spec)
     _resolve_data(r, data)

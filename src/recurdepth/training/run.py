@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +90,22 @@ def train_run(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool =
     run_dir = Path(run_dir)
     dist = _join_processes(cfg)
     check_training_memory(cfg)
-    # One writer per folder (process 0 of a torchrun run); it removes a killed writer's temp files.
-    lock = writer_lock(run_dir, "run folder") if dist.is_main else contextlib.nullcontext()
-    with lock:
-        return _train_locked(config, cfg, run_dir, dist,
-                             progress=progress and cfg.runtime.progress and dist.is_main,
-                             quiet=quiet)
+    # One writer per folder (process 0 of a torchrun run); it removes a killed writer's temp files
+    # and its lock file when done, so a finished folder holds only the run's files.
+    fresh = not run_dir.exists()
+    lock = (writer_lock(run_dir, "run folder", remove=True) if dist.is_main
+            else contextlib.nullcontext())
+    try:
+        with lock:
+            return _train_locked(config, cfg, run_dir, dist,
+                                 progress=progress and cfg.runtime.progress and dist.is_main,
+                                 quiet=quiet)
+    except BaseException:
+        # A run that failed before it started (no config written: e.g. its data is missing)
+        # leaves no folder of log and empty TensorBoard files behind; the error says it all.
+        if fresh and dist.is_main and not (run_dir / rundir.CONFIG_FILE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _train_locked(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *,
@@ -159,6 +170,9 @@ def _train(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *, prog
     state = _setup(cfg)
     state.tracker = tracker
     _resume(state, cfg, run_dir)
+    if tracker is not None and state.epoch > 0:
+        tracker.message(f"resuming from epoch {state.epoch} of {cfg.train.epochs} "
+                    f"({run_dir / rundir.CHECKPOINT_FILE})")
     if dist.is_main:
         _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
     train_curve = train_subset(cfg, data) if dist.is_main else None
