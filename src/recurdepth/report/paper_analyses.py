@@ -119,9 +119,9 @@ def _run_folders(experiment: Any, db_path: Path, selectors: Mapping[str, Mapping
 def _analyse(preset: AnalysisPreset, folders: list[Path], labels: list[str], out: Path,
              options: dict[str, Any], device: str, progress: bool,
              data_root: str | Path | None) -> Any:
-    from recurdepth.analysis import runs as analysis_runs
+    from recurdepth.analysis.registry import get_analysis
 
-    fn = getattr(analysis_runs, f"analyze_{preset.analysis}")
+    fn = get_analysis(preset.analysis).load()
     second = folders[1] if len(folders) > 1 else None
     return fn(folders[0], second, labels=labels, out=out, device=device, progress=progress,
               data_root=None if data_root is None else Path(data_root).resolve(), **options)
