@@ -38,30 +38,22 @@ THRESHOLDS_TEXT = (f"overthinks: the accuracy at the end is at least {OVERTHINK_
                    f"end; otherwise limit cycle (bounded, still moving)")
 
 
-# -- stepping the body (mirrors UnrolledNet.iterate, plus a start state and recall) ---------------
+# -- stepping the body ----------------------------------------------------------------------------
 
 def sees_input(model: UnrolledNet) -> bool:
     """True when the model's unit receives the raw input at every iteration (recall)."""
-    return bool(getattr(model, "recall", False) or getattr(model.body[0], "recall", False))
+    return model.recall
 
 
 def step(model: UnrolledNet, h: Tensor, slot: int, x: Tensor) -> Tensor:
     """One application of the recurrent unit at iteration ``slot`` (0-based) to state ``h``."""
-    unit = model.body[0]
-    if getattr(unit, "recall", False):
-        return unit(h, slot, inp=x)
-    return unit(h, slot)
+    return next(model.iterate(x, 1, start=h, first=slot))
 
 
 def run_states(model: UnrolledNet, x: Tensor, iters: int, *, start: Tensor | None = None,
                ) -> Iterator[Tensor]:
     """Yield h_0 (the stem output, or ``start``) and the states after iterations 1..``iters``."""
-    model.check_iters(iters)
-    h = model.stem(x) if start is None else start
-    yield h
-    for i in range(iters):
-        h = step(model, h, i, x)
-        yield h
+    return model.iterate(x, iters, include_stem=True, start=start)
 
 
 def _norms(h: Tensor) -> Tensor:
@@ -234,11 +226,10 @@ def model_dynamics(model: UnrolledNet, task: Any, x: Tensor, y: Tensor, *, iters
         u = u / _norms(u).to(h.dtype).view(-1, *[1] * (h.dim() - 1))
         h_p = h + noise * _norms(h).to(h.dtype).view(-1, *[1] * (h.dim() - 1)) * u
         # Continue from the perturbed state at the iteration it was taken from (slots follow).
-        states, k = {perturb_at: h_p}, perturb_at
-        while k < iters:
-            h_p = step(net, h_p, k, xs)
-            k += 1
-            states[k] = h_p
+        states = {perturb_at: h_p}
+        if iters > perturb_at:
+            states.update(enumerate(net.iterate(xs, iters - perturb_at, start=h_p,
+                                                first=perturb_at), start=perturb_at + 1))
     res.perturbation = {"at": perturb_at, "noise": noise, **{
         name: {"iteration": k, "accuracy": _acc(net, task, states[k], ys, xs),
                "accuracy_unperturbed": _acc(net, task, ref[k], ys, xs),
