@@ -19,6 +19,7 @@ from recurdepth.cli import main
 from recurdepth.data.tasks import get_task
 from recurdepth.errors import ConfigError
 from recurdepth.models.unrolled import Unit, UnrolledNet
+from test_analysis_cli import runs as tiny_runs  # noqa: F401  (a shared fixture)
 
 
 class Contraction(Unit):
@@ -142,25 +143,16 @@ def test_registry_lists_every_analysis_and_its_function_takes_its_options():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tiny_runs):
+    """The two tiny maze runs of test_analysis_cli (5x5 mazes, 3 iterations), with 7x7 test mazes
+    generated beside their data for a second size."""
     from recurdepth.data.mazes import generate_dataset, maze_dir
-    from recurdepth.training.config import RunConfig, apply_overrides
-    from recurdepth.training.run import train_run
+    from recurdepth.training.config import read_resolved
 
-    root = tmp_path_factory.mktemp("data")
-    generate_dataset(maze_dir(root, 5), size=5, n_train=24, n_test=12, seed=0, progress=False)
-    generate_dataset(maze_dir(root, 7), size=7, n_train=4, n_test=6, seed=1, progress=False)
-    out = {}
-    for mode in ("recurrent", "feedforward"):
-        cfg = apply_overrides(RunConfig(), {
-            "model.family": "maze", "model.mode": mode, "model.iters": 2, "model.width": 4,
-            "data.root": str(root), "data.maze_size": 5, "optim.name": "adam",
-            "optim.lr": 0.01, "train.epochs": 1, "train.batch_size": 12,
-            "runtime.progress": False})
-        run_dir = tmp_path_factory.mktemp(mode)
-        assert train_run(cfg, run_dir, progress=False)["status"] == "completed"
-        out[mode] = run_dir
-    return out
+    root = read_resolved(tiny_runs["recurrent"] / "config.yaml").data.root
+    if not maze_dir(root, 7).exists():
+        generate_dataset(maze_dir(root, 7), size=7, n_train=4, n_test=6, seed=1, progress=False)
+    return tiny_runs
 
 
 def test_analyze_dynamics_cli(runs, capsys):
@@ -171,15 +163,15 @@ def test_analyze_dynamics_cli(runs, capsys):
     folder = rec / "analysis" / "dynamics"
     res = json.loads((folder / "dynamics.json").read_text())
     assert [s["size"] for s in res["sizes"]] == [5, 7]
-    assert res["trained_iters"] == 2 and res["iters"] == 6
+    assert res["trained_iters"] == 3 and res["iters"] == 9
     assert res["classification"] in ("converges", "overthinks", "diverges", "limit cycle")
     first = res["sizes"][0]
     assert first["images"] == 12 and res["sizes"][1]["images"] == 6
     assert first["path_independence"] == NOT_APPLICABLE  # the maze unit has no recall
-    assert len(first["accuracy"]) == len(first["norm"]) == len(first["change"]) == 6
+    assert len(first["accuracy"]) == len(first["norm"]) == len(first["change"]) == 9
     assert set(first["spectral_radius"]) == {"trained", "end"}
     rows = (folder / "dynamics.csv").read_text().splitlines()
-    assert rows[0] == "size,iteration,accuracy,state_norm,relative_change" and len(rows) == 13
+    assert rows[0] == "size,iteration,accuracy,state_norm,relative_change" and len(rows) == 19
     assert (folder / "dynamics.png").stat().st_size > 0
     assert res["line"] in printed and "not applicable: the unit does not see the input" in printed
 

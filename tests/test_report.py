@@ -319,7 +319,7 @@ def test_report_thinking_longer_section_matches_recurdepth_eval(evaluated_sweep,
     assert (tmp_path / "r" / "thinking_longer.png").is_file()
     # Its accuracy per iteration is what `recurdepth eval --iters 1..6` measured (another path).
     with ResultStore.open_existing(db) as store:
-        section = thinking_longer(store.records(), tmp_path)
+        section = thinking_longer(store.records(), tmp_path, title="test")
     rec0 = section.results[runs[("recurrent", 0)].name]
     assert rec0.iters == MULT * 2
     assert rec0.accuracy[:6] == pytest.approx(saved[("recurrent", 0)]["test/size3/iters1..6"]
