@@ -137,6 +137,11 @@ def test_registry_lists_every_analysis_and_its_function_takes_its_options():
                 assert params[option].default == declared, (name, option)
     with pytest.raises(ConfigError, match="valid choices: reuse, probes"):
         get_analysis("nope")
+    # Presets take the registered analyses that have a paper table, and nothing else.
+    from recurdepth.experiments.analysis_spec import ANALYSES
+    from recurdepth.report.paper_analyses import TABLES
+
+    assert set(ANALYSES) == set(TABLES) and set(ANALYSES) <= set(list_analyses())
 
 
 # -- through the user's path ------------------------------------------------------------------
