@@ -93,13 +93,13 @@ def feature_batches(model: UnrolledNet, inputs: Tensor, *, batch_size: int = 100
 
 def check_analysable(run_dir: str | Path, analysis: str) -> None:
     """A one-line ConfigError when ``run_dir``'s family has no body of iterations to analyse."""
-    from recurdepth.training.config import load_config
+    from recurdepth.training import rundir
     from recurdepth.training.run import make_model
 
-    config_file = Path(run_dir) / "config.yaml"
-    if not config_file.exists():
+    if not (Path(run_dir) / rundir.CONFIG_FILE).exists():
         return  # load_run says what is missing
-    cfg = load_config(config_file)
+    # The resolved config: the requested one may leave iters to effective_depth (``train``'s runs).
+    cfg = rundir.read_config(Path(run_dir))
     if analysis == "rf":
         return
     model = make_model(cfg)

@@ -318,9 +318,9 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
         "effective_depth": int(model.effective_depth), "iters": cfg.model.iters,
         "seed": cfg.seed,
     }
-    iters = max(cfg.train.eval_iters or cfg.model.iters, cfg.model.iters)
-    if not getattr(model, "recurrent", False):
-        iters = None
+    iters = None  # fixed-depth families (resnet18, resnet50) and feed-forward models: no iterations
+    if getattr(model, "recurrent", False) and cfg.model.iters is not None:
+        iters = max(cfg.train.eval_iters or cfg.model.iters, cfg.model.iters)
     ev = evaluate(model, cfg, test, iters=iters)
     out.update(test_acc=ev["acc"], test_acc_per_iter=ev["acc_per_iter"])
     if ev["note"]:
@@ -422,7 +422,7 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
                            "samples": getattr(batches, "num_samples", None)}
     if cfg.task.sized:
         out["maze_size"] = maze_size or cfg.data.maze_size
-    if getattr(model, "recurrent", False):
+    if getattr(model, "recurrent", False) and cfg.model.iters is not None:
         check_eval_memory(cfg, iters or cfg.model.iters)
     ev = evaluate(model, cfg, batches, iters=iters)
     if ev["acc_per_iter"] is not None:
