@@ -137,7 +137,7 @@ def _table(by_key: dict[tuple[str, int], list[Any]]) -> Table:
 
 def _plot(by_key: dict[tuple[str, int], list[Any]], path: Path, title: str) -> Path:
     """State norm and relative change per iteration, mean over each depth's trials."""
-    from recurdepth.analysis.plots import plt, save_figure
+    from recurdepth.report.plots import _save, plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for i, ((family, depth), results) in enumerate(by_key.items()):
@@ -160,8 +160,8 @@ def _plot(by_key: dict[tuple[str, int], list[Any]], path: Path, title: str) -> P
         if positive.get(what):
             ax.set_yscale("log")
     fig.suptitle(title, fontsize=9)
-    save_figure(fig, str(path))
-    return path
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 __all__ = ["IMAGES", "MULT", "ThinkingLonger", "thinking_longer"]
