@@ -58,7 +58,32 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_every_analysis_of_the_paper_has_a_preset():
     assert set(list_analysis_presets()) == {"table3_probes", "table7_probes", "fig6_reuse",
-                                            "cka_convnets", "fig8_featviz"}
+                                            "cka_convnets", "fig8_featviz", "mazes_cka",
+                                            "mazes_reuse", "mazes_probes"}
+
+
+def test_smoke_forms_never_download():
+    from recurdepth.experiments.analysis_spec import load_analysis_preset
+
+    for name in list_analysis_presets():
+        runs = load_analysis_preset(name).experiment(quick=True).runs()
+        assert runs and not any(r.config.data.download for r in runs), name
+
+
+def test_maze_preset_runs_offline_on_the_main_jobs_runs(tmp_path, monkeypatch, capsys):
+    def offline(*_a, **_k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--preset", "mazes_reuse", "--quick", "--no-progress"]) == 0
+    out = tmp_path / "reproduce" / "mazes_reuse-quick"
+    rows = {r["model"]: r for r in read_csv(out / "mazes_reuse.csv")}
+    assert len(rows) == 2 and any("recurrent" in m for m in rows)
+    reuse = json.loads(next((out / "trial-0").glob("*/reuse.json")).read_text())
+    assert reuse["images"] == 12 and all(m["iters"] == 3 for m in reuse["models"].values())
+    # Its runs are the main job's configurations (7x7 mazes generated beside them, offline).
+    assert list((tmp_path / "reproduce").glob("reproduce-o*/data/mazes_7"))
 
 
 @pytest.mark.parametrize("name", ["table3_probes", "table7_probes"])

@@ -305,3 +305,22 @@ def test_saved_evaluations_of_some_runs_are_averaged_per_iteration(tmp_path):
         (1, 16.0), (2, 32.0), (3, 33.0), (4, 29.0), (5, 28.0)]
     (other,) = [g for g in files.groups if (g.mode, g.effective_depth) == ("recurrent", 12)]
     assert other.evals == {} and len(other.per_iter_stats()) == 3
+
+
+def test_report_thinking_longer_section_matches_recurdepth_eval(evaluated_sweep, tmp_path):
+    from recurdepth.report.thinking import MULT, thinking_longer
+
+    db, runs, saved = evaluated_sweep
+    files = write_report(db, tmp_path / "r")
+    assert "## Thinking longer" in files.index.read_text()
+    rows = list(csv.DictReader((tmp_path / "r" / "thinking_longer.csv").open()))
+    assert [(r["family"], r["effective_depth"], r["runs"]) for r in rows] == [("maze", "12", "2")]
+    assert rows[0]["path_cosine_zeros"] == ""  # the maze unit does not see the input
+    assert (tmp_path / "r" / "thinking_longer.png").is_file()
+    # Its accuracy per iteration is what `recurdepth eval --iters 1..6` measured (another path).
+    with ResultStore.open_existing(db) as store:
+        section = thinking_longer(store.records(), tmp_path, title="test")
+    rec0 = section.results[runs[("recurrent", 0)].name]
+    assert rec0.iters == MULT * 2
+    assert rec0.accuracy[:6] == pytest.approx(saved[("recurrent", 0)]["test/size3/iters1..6"]
+                                              ["acc_per_iter"], abs=1e-9)

@@ -2,7 +2,8 @@
 visualisation and receptive fields. Every analysis reads per-iteration states from the model's
 own ``iterate`` (see :mod:`recurdepth.analysis.features`), never from module-keyed hooks.
 The ``analyze_*`` functions run an analysis on trained run folders and write its JSON, CSV and
-PNG outputs, as ``recurdepth analyze`` does.
+PNG outputs, as ``recurdepth analyze`` does; they are the registered analyses
+(:mod:`recurdepth.analysis.registry`, one file each in :mod:`recurdepth.analysis.registered`).
 """
 
 from recurdepth.lazy import lazy_exports
@@ -32,11 +33,20 @@ _EXPORTS = {
     "activation_counts": "recurdepth.analysis.reuse",
     "reuse_histogram": "recurdepth.analysis.reuse",
     "AnalysisOutput": "recurdepth.analysis.runs",
-    "analyze_cka": "recurdepth.analysis.runs",
-    "analyze_featviz": "recurdepth.analysis.runs",
-    "analyze_probes": "recurdepth.analysis.runs",
-    "analyze_receptive_field": "recurdepth.analysis.runs",
-    "analyze_reuse": "recurdepth.analysis.runs",
+    "Analysis": "recurdepth.analysis.registry",
+    "get_analysis": "recurdepth.analysis.registry",
+    "list_analyses": "recurdepth.analysis.registry",
+    "register_analysis": "recurdepth.analysis.registry",
 }
+
+
+def _analysis_functions() -> dict[str, str]:
+    """analyze_<name> -> its module, for every registered analysis (the registry is torch-free)."""
+    from recurdepth.analysis.registry import analyses
+
+    return {a.api_name: a.function.partition(":")[0] for a in analyses()}
+
+
+_EXPORTS.update(_analysis_functions())
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

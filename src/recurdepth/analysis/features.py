@@ -104,13 +104,13 @@ def check_analysable(run_dir: str | Path, analysis: str) -> None:
     cfg = rundir.read_config(Path(run_dir))
     model = meta_build(lambda: make_model(cfg))
     family = cfg.model.family
-    if not isinstance(model, UnrolledNet):
+    if analysis != "rf" and not isinstance(model, UnrolledNet):  # rf reads the whole network
         having = [f for f in list_models() if get_family(f).unrolled]
         raise ConfigError(f"{run_dir}: the {analysis} analysis reads the state after every "
                           f"iteration / block, which family {family!r} does not expose; "
                           f"analyse a run of family {', '.join(having)}")
-    if analysis in ("featviz", "rf") and not any(isinstance(m, nn.Conv2d)
-                                                 for m in model.stem.modules()):
+    stem = model.stem if isinstance(model, UnrolledNet) else model
+    if analysis in ("featviz", "rf") and not any(isinstance(m, nn.Conv2d) for m in stem.modules()):
         # Feature visualisation optimises an image; a receptive field is a region of one.
         raise ConfigError(f"{run_dir}: the {analysis} analysis needs a convolutional model; "
                           f"family {family!r} flattens its input")

@@ -49,8 +49,11 @@ def load_analysable(run_dir: PathLike, analysis: str, *, device: str = "cpu",
     from recurdepth.data.fingerprint import check_run_data
     from recurdepth.training.run import load_run
 
+    from recurdepth.analysis.registry import get_analysis
+
     check_analysable(run_dir, analysis)
     loaded = load_run(run_dir, device=device)
+    get_analysis(analysis).check_mode(loaded.model.mode, run_dir)
     if data_root is not None:
         loaded.config.data.root = str(data_root)
     check_run_data(run_dir, loaded.config)

@@ -12,7 +12,7 @@ An analysis preset (YAML, shipped in ``experiments/analysis_presets``)::
     runs:                            # label -> grid values picking one configuration
       feed-forward: {model.family: residual, model.mode: feedforward, model.effective_depth: 19}
       recurrent: {model.family: residual, model.mode: recurrent, model.effective_depth: 19}
-    analysis: probes                 # reuse | probes | cka | featviz
+    analysis: probes                 # a registered analysis with a paper table (ANALYSES)
     groups: [[feed-forward, recurrent]]   # the runs analysed together (one analysis call each)
     options: {pool: [none, 4]}       # keyword arguments of recurdepth.analysis.analyze_<analysis>
     paper: [...]                     # the paper's numbers (per analysis, see the table builders)
@@ -33,6 +33,8 @@ from recurdepth.io import read_yaml
 PRESET_KEYS = ("name", "title", "description", "of", "trials", "runs", "analysis", "groups", "options",
                "paper", "quick")
 QUICK_KEYS = ("overrides", "trials", "options")
+# Registered analyses (recurdepth.analysis.registry) that have a paper table
+# (recurdepth.report.paper_analyses.TABLES).
 ANALYSES = ("reuse", "probes", "cka", "featviz")
 
 
@@ -64,7 +66,8 @@ class AnalysisPreset:
             if not d.get(key):
                 raise ConfigError(f"the analysis preset needs {key!r}{where}")
         if d["analysis"] not in ANALYSES:
-            raise ConfigError(choices_message("analysis", d["analysis"], ANALYSES) + where)
+            raise ConfigError(choices_message("preset analysis (one with a paper table)",
+                                              d["analysis"], ANALYSES) + where)
         runs = {str(k): dict(v) for k, v in dict(d["runs"]).items()}
         groups = [[str(x) for x in g] for g in d["groups"]]
         for g in groups:
@@ -121,22 +124,11 @@ def load_analysis_preset(name: str) -> AnalysisPreset:
 
 
 
-# Set by the preset runner itself, not by a preset's options.
-_RUNNER_ARGS = ("labels", "out", "device", "progress", "data_root")
-
-
 def _check_options(analysis: str, options: Mapping[str, Any], where: str) -> None:
-    """ConfigError naming an option that ``analyze_<analysis>`` does not take."""
-    import inspect
+    """ConfigError naming an option that the registered analysis does not take."""
+    from recurdepth.analysis.registry import check_options
 
-    from recurdepth.analysis import runs as analysis_runs
-
-    params = inspect.signature(getattr(analysis_runs, f"analyze_{analysis}")).parameters
-    valid = [n for n, p in params.items()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _RUNNER_ARGS]
-    for key in options:
-        if key not in valid:
-            raise ConfigError(choices_message(f"{analysis} option", key, valid) + where)
+    check_options(analysis, options, where)
 
 
 __all__ = ["ANALYSES", "AnalysisPreset", "analysis_preset_path", "list_analysis_presets",

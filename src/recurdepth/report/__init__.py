@@ -27,6 +27,7 @@ from recurdepth.report.plots import (
 )
 from recurdepth.report.results import GroupStat, fmt_int, group_results, load_saved_evals
 from recurdepth.report.tables import Table, depth_table, eval_tables, model_table, results_table
+from recurdepth.report.thinking import thinking_longer
 from recurdepth.report.verdict import (
     HALF_A,
     HALF_B,
@@ -132,9 +133,17 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                                      f"no augmentation) accuracy per epoch, one line per run")
     if fig:
         figures.append(("Learning curves", fig))
+    # Thinking longer (issue 20): dynamics of the recurrent runs past their trained iterations.
+    thinking = thinking_longer(records, folder, title=f"{name}: thinking longer, mean over each "
+                               f"depth's trials (dotted: trained iterations)")
+    if thinking.figure:
+        figures.append(("Thinking longer: accuracy, state norm and change per iteration",
+                        thinking.figure))
+    warnings += thinking.warnings
     verdicts = panel_verdicts(groups)
     tables = [depth_table(groups), model_table(groups), results_table(groups),
-              *eval_tables(groups), _runs_table(records)]
+              *eval_tables(groups), *([thinking.table] if thinking.table else []),
+              _runs_table(records)]
     table_paths: list[Path] = []
     for t in tables:
         table_paths += list(t.write(folder))

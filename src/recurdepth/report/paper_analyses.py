@@ -4,7 +4,8 @@ values and Figures 7-8 (feature visualisation), with the paper's numbers beside 
 The presets themselves (files, parsing, checks): :mod:`recurdepth.experiments.analysis_spec`.
 The runs are trained through the sweep of that experiment (its run names and ids, so a finished
 run is reused) in the experiment's folder beside the analysis folder: ``reproduce/fig2_cifar10``
-next to ``reproduce/table3_probes``. The quick form applies its overrides, which makes its own
+next to ``reproduce/table3_probes``; the maze presets analyse the main job's own runs in
+``reproduce/`` (offline: its mazes are generated). The quick form applies its overrides, which makes its own
 experiment (``<of>-o<hash>``) and never touches the full-size runs.
 """
 
@@ -54,12 +55,21 @@ def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool 
     """
     from recurdepth.experiments.sweep import run_sweep
 
+    from recurdepth.cli.reproduce import DEFAULT_PRESET
+
     out = Path(out)
     experiment = preset.experiment(quick=quick)
+    sweep_dir = out.parent / experiment.name
+    if preset.of == DEFAULT_PRESET:
+        # The main job's own runs: `recurdepth reproduce` keeps them, and the mazes it
+        # generates, in its folder itself (reproduce/), beside reproduce/<analysis preset>;
+        # a smoke form's runs go beside it in their own folder, with their own mazes.
+        if not quick:
+            sweep_dir = out.parent
+        data_root = sweep_dir / "data" if data_root is None else data_root
     if data_root is not None:
         experiment = experiment.with_data_root(Path(data_root).resolve())
-    summary = run_sweep(experiment, out.parent / experiment.name, executor=executor,
-                        progress=progress)
+    summary = run_sweep(experiment, sweep_dir, executor=executor, progress=progress)
     result = PaperAnalysis(preset, out, summary)
     if summary.failures:
         return result
@@ -119,9 +129,9 @@ def _run_folders(experiment: Any, db_path: Path, selectors: Mapping[str, Mapping
 def _analyse(preset: AnalysisPreset, folders: list[Path], labels: list[str], out: Path,
              options: dict[str, Any], device: str, progress: bool,
              data_root: str | Path | None) -> Any:
-    from recurdepth.analysis import runs as analysis_runs
+    from recurdepth.analysis.registry import get_analysis
 
-    fn = getattr(analysis_runs, f"analyze_{preset.analysis}")
+    fn = get_analysis(preset.analysis).load()
     second = folders[1] if len(folders) > 1 else None
     return fn(folders[0], second, labels=labels, out=out, device=device, progress=progress,
               data_root=None if data_root is None else Path(data_root).resolve(), **options)

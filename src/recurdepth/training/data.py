@@ -179,12 +179,15 @@ def train_subset(cfg: RunConfig, data: RunData) -> Batches | None:
 
 
 def eval_tensors(config: RunConfig, split: str = "test", *, limit: int | None = None,
-                 device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """The exact preprocessed inputs (normalised floats) and targets a run is evaluated on."""
+                 device: str = "cpu", maze_size: int | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact preprocessed inputs (normalised floats) and targets a run is evaluated on
+    (``maze_size``: mazes of another size than the run's)."""
     from recurdepth.training.config import resolve_on
 
     cfg = resolve_on(config, device)
-    batches = build_batches(cfg, split, train=False, limit=limit, device=device)
+    batches = build_batches(cfg, split, train=False, limit=limit, maze_size=maze_size,
+                            device=device)
     xs, ys = [], []
     for x, y in batches:
         xs.append(x)

@@ -121,6 +121,9 @@ def evaluate(model: nn.Module, cfg: RunConfig, batches: Iterable[tuple[Tensor, T
           "channels_last": bool(cfg.runtime.channels_last)}
     trained = cfg.model.iters
     if not (getattr(model, "recurrent", False) and hasattr(model, "outputs_per_iteration")):
+        if trained is None and iters is not None:
+            raise ConfigError(f"family {cfg.model.family!r} has a fixed depth and no iterations; "
+                              f"leave --iters out")
         if not getattr(model, "recurrent", False) and iters is not None and iters != trained:
             raise ConfigError(f"a {cfg.model.mode} {cfg.model.family} model runs exactly "
                               f"{trained} units; only recurrent models take --iters")
