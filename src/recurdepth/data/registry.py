@@ -136,6 +136,8 @@ register_dataset(DatasetSpec(
     files="recurdepth.data.fingerprint:maze_files",
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
+# Data sets that register themselves from their own module (imported last: they use the above).
+from recurdepth.data import strings as _strings  # noqa: E402,F401
 
 __all__ = ["DatasetSpec", "FileLister", "Loader", "get_dataset", "list_datasets",
            "register_dataset"]
