@@ -24,23 +24,31 @@ MODES = ("recurrent", "feedforward")
 _SHORTCUT_NAMES = ("shortcut", "downsample")
 
 
+# The layers effective depth counts (paper §2): every convolution, of any dimension, and linear.
+DEPTH_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
 def count_layers(module: nn.Module) -> int:
-    """Number of convolutions and linear layers on the main path of ``module``."""
+    """Number of convolutions (1-D, 2-D, 3-D) and linear layers on the main path of ``module``."""
     total = 0
     for name, sub in module.named_modules(remove_duplicate=False):
         if any(part in _SHORTCUT_NAMES for part in name.split(".")):
             continue
-        if isinstance(sub, (nn.Conv2d, nn.Linear)):
+        if isinstance(sub, DEPTH_LAYERS):
             total += 1
     return total
 
 
 class Unit(nn.Module):
-    """A body unit. ``forward(x, slot)``: ``slot`` picks per-iteration norm layers, if any.
+    """A body unit. ``forward(h, slot, inp)``: ``slot`` picks per-iteration norm layers, if any.
 
     Units with per-iteration normalisation keep them in ``self.norms`` (an ``nn.ModuleList`` with
-    one entry per slot); everything else in the unit is shared across iterations.
+    one entry per slot); everything else in the unit is shared across iterations. A unit with
+    ``recall = True`` also receives the model's raw input as ``inp`` at every iteration (Bansal
+    et al. 2022's recall, ``cat([h, x], 1)``); other units are called as ``unit(h, slot)``.
     """
+
+    recall: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,7 +61,8 @@ class Unit(nn.Module):
         """How many iterations this unit has norm layers for (None: unlimited)."""
         return None if self.norms is None else len(self.norms)
 
-    def forward(self, x: Tensor, slot: int = 0) -> Tensor:  # pragma: no cover - interface
+    def forward(self, h: Tensor, slot: int = 0,
+                inp: Tensor | None = None) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -121,6 +130,11 @@ class UnrolledNet(RecurDepthModel):
         return self.mode == "recurrent"
 
     @property
+    def recall(self) -> bool:
+        """True when the body unit(s) receive the model's input at every iteration."""
+        return bool(self.body[0].recall)
+
+    @property
     def max_iters(self) -> int | None:
         """Largest iteration count this model can run (None: any; BN-recurrent: its BN layers)."""
         if not self.recurrent:
@@ -160,32 +174,38 @@ class UnrolledNet(RecurDepthModel):
             )
         return iters
 
-    def iterate(self, x: Tensor, iters: int | None = None, *,
-                include_stem: bool = False) -> Iterator[Tensor]:
+    def iterate(self, x: Tensor, iters: int | None = None, *, include_stem: bool = False,
+                start: Tensor | None = None) -> Iterator[Tensor]:
         """Yield the body state after each iteration 1..iters (block i of a feed-forward model).
 
-        With ``include_stem`` the stem's output (the body's input) comes first.
+        The body starts from ``start`` when given (e.g. a state reached earlier; ``x`` still goes
+        to recall units), else from ``stem(x)``. With ``include_stem`` that starting state (the
+        body's input) comes first.
         """
         n = self.check_iters(iters)
-        h = self.stem(x)
+        h = self.stem(x) if start is None else start
         if include_stem:
             yield h
+        recall = self.recall
         for i in range(n):
-            h = self.body[0](h, i) if self.recurrent else self.body[i](h, 0)
+            unit, slot = (self.body[0], i) if self.recurrent else (self.body[i], 0)
+            h = unit(h, slot, inp=x) if recall else unit(h, slot)
             yield h
 
-    def states(self, x: Tensor, iters: int | None = None, *,
-               include_stem: bool = False) -> list[Tensor]:
-        """Return the body state after every iteration (preceded by the stem output if asked)."""
-        return list(self.iterate(x, iters, include_stem=include_stem))
+    def states(self, x: Tensor, iters: int | None = None, *, include_stem: bool = False,
+               start: Tensor | None = None) -> list[Tensor]:
+        """Return the body state after every iteration (preceded by the starting state if asked)."""
+        return list(self.iterate(x, iters, include_stem=include_stem, start=start))
 
-    def outputs_per_iteration(self, x: Tensor, iters: int | None = None) -> list[Tensor]:
+    def outputs_per_iteration(self, x: Tensor, iters: int | None = None, *,
+                              start: Tensor | None = None) -> list[Tensor]:
         """Return the head's output after every iteration (the "think longer" curve)."""
-        return [self.head(h) for h in self.iterate(x, iters)]
+        return [self.head(h) for h in self.iterate(x, iters, start=start)]
 
-    def forward(self, x: Tensor, iters: int | None = None) -> Tensor:
-        h = x
-        for h in self.iterate(x, iters):
+    def forward(self, x: Tensor, iters: int | None = None, *,
+                start: Tensor | None = None) -> Tensor:
+        h = x if start is None else start
+        for h in self.iterate(x, iters, start=start):
             pass
         return self.head(h)
 
@@ -193,7 +213,9 @@ class UnrolledNet(RecurDepthModel):
         """Return the feed-forward model whose unit k holds this recurrent model's weights.
 
         Unit k gets the shared weights and the per-iteration norm layers of iteration k, so the
-        twin computes exactly the same function (paper §2: recurrence is depth-wise sharing).
+        twin computes exactly the same function (paper §2: recurrence is depth-wise sharing). A
+        recall model's twin has distinct units each with its own recall path (its own copy of
+        the weights that read the input).
         """
         if not self.recurrent:
             raise ConfigError("feedforward_twin() needs a recurrent model")
