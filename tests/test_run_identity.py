@@ -65,3 +65,31 @@ def test_sweep_gaining_a_trial_and_epochs_trains_only_what_is_new(tmp_path):
     # Nothing left to do: the rerun trains nothing.
     again = run_sweep(experiment(root, trials=2, epochs=2), out, progress=False)
     assert (again.skipped, again.ran) == (2, 0)
+
+
+# Run folders made with main's code before issue 18 (b08f57d): a tiny maze run with the maze
+# keys that moved into data.options, and a classification run; the hashes are the ones main
+# computed for them (the 8 hex digits in their default names agree).
+STORED_RUNS = {
+    "maze_5x5": "506f1e6ab2e35d986b69a6ab2f96b2978694dbbe80e4338931d658bd1ed4d9c3",
+    "cifar10_residual": "fd490edccdd2e164dbd54eb5b6647080e206224e4cf73c6eee088f28b732c7f2",
+}
+
+
+def test_runs_made_before_keep_their_identity():
+    from pathlib import Path
+
+    import yaml
+
+    from recurdepth.training.config import RunConfig, identity_hash, resolve_on
+
+    fixtures = Path(__file__).parent / "fixtures" / "runs"
+    for name, expected in STORED_RUNS.items():
+        saved = yaml.safe_load((fixtures / name / "config.yaml").read_text())
+        resolved = RunConfig.from_dict(saved["resolved"])
+        assert identity_hash(resolved) == expected, name
+        assert resolved.name.endswith(expected[:8])
+        # Resolving what was asked for again gives the same identity and the same name.
+        again = resolve_on(RunConfig.from_dict(saved["requested"]), "cpu")
+        assert identity_hash(again) == expected, name
+        assert again.name == resolved.name

@@ -154,40 +154,51 @@ class UnrolledNet(RecurDepthModel):
     def effective_depth(self) -> int:
         return self.effective_depth_at(self.iters)
 
-    def check_iters(self, iters: int | None) -> int:
-        """Return the iteration count to run (``None``: the built one) or a ConfigError."""
+    def check_iters(self, iters: int | None, first: int = 0) -> int:
+        """Return the iteration count to run (``None``: the built one) or a ConfigError.
+
+        ``first`` iterations have already run (a loop continued from a state): a feed-forward
+        body runs its remaining blocks, a BN-recurrent one needs norm layers up to the last.
+        """
+        if first < 0:
+            raise ConfigError(f"first must be >= 0, got {first}")
         if iters is None:
-            return self.iters
+            return self.iters - first if not self.recurrent else self.iters
         if iters < 1:
             raise ConfigError(f"iters must be >= 1, got {iters}")
-        if not self.recurrent and iters != self.iters:
+        if not self.recurrent and first + iters != self.iters:
             raise ConfigError(
                 f"a feed-forward model has a fixed depth: it runs exactly {self.iters} units, "
-                f"not {iters}; only recurrent models can run more or fewer iterations"
+                f"not {first + iters}; only recurrent models can run more or fewer iterations"
             )
         limit = self.max_iters
-        if limit is not None and iters > limit:
+        if limit is not None and first + iters > limit:
             raise ConfigError(
                 f"this recurrent model has per-iteration BatchNorm for {limit} iterations and "
-                f"cannot run {iters}: there are no BatchNorm statistics for iteration {limit + 1}. "
-                f"Evaluate at most {limit} iterations (or build the model with iters={iters})."
+                f"cannot run {first + iters}: there are no BatchNorm statistics for iteration "
+                f"{limit + 1}. Evaluate at most {limit} iterations (or build the model with "
+                f"iters={first + iters})."
             )
         return iters
 
     def iterate(self, x: Tensor, iters: int | None = None, *, include_stem: bool = False,
-                start: Tensor | None = None) -> Iterator[Tensor]:
+                start: Tensor | None = None, first: int = 0) -> Iterator[Tensor]:
         """Yield the body state after each iteration 1..iters (block i of a feed-forward model).
 
         The body starts from ``start`` when given (e.g. a state reached earlier; ``x`` still goes
-        to recall units), else from ``stem(x)``. With ``include_stem`` that starting state (the
-        body's input) comes first.
+        to recall units), else from ``stem(x)``. ``first``: how many iterations ``start`` has
+        already had, so that the loop continues with iteration ``first + 1`` (its per-iteration
+        norm layers; a feed-forward body's next block). With ``include_stem`` the starting
+        state (the body's input) comes first.
         """
-        n = self.check_iters(iters)
+        n = self.check_iters(iters, first)
+        if first and start is None:
+            raise ConfigError("first > 0 continues a loop: give the state it reached as start")
         h = self.stem(x) if start is None else start
         if include_stem:
             yield h
         recall = self.recall
-        for i in range(n):
+        for i in range(first, first + n):
             unit, slot = (self.body[0], i) if self.recurrent else (self.body[i], 0)
             h = unit(h, slot, inp=x) if recall else unit(h, slot)
             yield h
@@ -202,10 +213,10 @@ class UnrolledNet(RecurDepthModel):
         """Return the head's output after every iteration (the "think longer" curve)."""
         return [self.head(h) for h in self.iterate(x, iters, start=start)]
 
-    def forward(self, x: Tensor, iters: int | None = None, *,
-                start: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, iters: int | None = None, *, start: Tensor | None = None,
+                first: int = 0) -> Tensor:
         h = x if start is None else start
-        for h in self.iterate(x, iters, start=start):
+        for h in self.iterate(x, iters, start=start, first=first):
             pass
         return self.head(h)
 

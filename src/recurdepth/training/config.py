@@ -95,6 +95,10 @@ class TrainConfig:
     # curves); None: as many as the test set, 0: not measured.
     eval_train_limit: int | None = None
     drop_last: bool = False  # drop the last partial training batch (the authors' loaders do)
+    # What the loss reads (recurdepth.training.objectives): final = the paper's loss after the
+    # trained iterations; progressive = Bansal et al. 2022's progressive loss.
+    objective: str = "final"
+    alpha: float = 1.0  # progressive: (1 - alpha) * final loss + alpha * progressive loss
 
 
 @dataclass
@@ -230,6 +234,7 @@ LIMITS: dict[str, Limit] = {
     "train.eval_batch_size": Limit(1, MAX_BATCH),
     # train.eval_iters (a number or "2x"): checked by resolve_eval_iters and resolve()
     "train.eval_every": Limit(0, MAX_EPOCHS),
+    "train.alpha": Limit(0, 1),
     "runtime.threads": Limit(1, 4096),
     "seed": Limit(0, MAX_SEED),
 }
@@ -619,12 +624,28 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
     if r.train.eval_iters is not None and r.train.eval_iters > MAX_ITERS:
         raise ConfigError(f"train.eval_iters must be <= {MAX_ITERS:,} iterations, got "
                           f"{r.train.eval_iters:,}")
+    _resolve_objective(r)
     if r.train.eval_every < 0:
         raise ConfigError(f"train.eval_every must be >= 0 (0: only at the end), got "
                           f"{r.train.eval_every}")
     if r.train.eval_train_limit is not None and r.train.eval_train_limit < 0:
         raise ConfigError(f"train.eval_train_limit must be >= 0 (0: no per-epoch train accuracy), "
                           f"got {r.train.eval_train_limit}")
+
+
+def _resolve_objective(r: RunConfig) -> None:
+    """Check ``train.objective`` and ``train.alpha`` (the objective registry holds the names)."""
+    from recurdepth.training.objectives import check_objective
+
+    check_objective(r.train.objective, r.train.alpha)
+    if r.train.objective != "progressive":
+        if r.train.alpha != 1.0:
+            raise ConfigError(f"train.alpha={r.train.alpha:g} is only used by "
+                              f"train.objective=progressive; leave it unset for "
+                              f"train.objective={r.train.objective}")
+    elif r.model.iters is None:
+        raise ConfigError(f"train.objective=progressive needs a model with iterations; family "
+                          f"{r.model.family!r} has a fixed depth (use train.objective=final)")
 
 
 def _resolve_model(r: RunConfig, spec: Any) -> None:
@@ -722,6 +743,11 @@ RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "trai
                      "data.eval_maze_size")
 
 
+# Keys added after runs were made: at their default they stay out of the identity, so the hash of
+# every run made before them is unchanged (tests/test_run_identity.py, tests/fixtures/runs).
+ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0}
+
+
 def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
     """The identity of a resolved run: its flattened keys that change what is learned.
 
@@ -738,7 +764,8 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
                 flat[f"{section}.{k}"] = v
         else:
             flat[section] = value
-    return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
+    return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES
+            and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
 
 
 run_identity = protocol_dict

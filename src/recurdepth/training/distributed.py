@@ -129,8 +129,12 @@ def shutdown_distributed() -> None:
         tdist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, dist: Dist, *, device: str, sync_bn: bool) -> nn.Module:
-    """The model to train: ``model`` itself, or DDP around it (BatchNorm synchronised on request)."""
+def wrap_model(model: nn.Module, dist: Dist, *, device: str, sync_bn: bool,
+               find_unused_parameters: bool = False) -> nn.Module:
+    """The model to train: ``model`` itself, or DDP around it (BatchNorm synchronised on request).
+
+    ``find_unused_parameters``: some steps leave parameters without gradient (progressive loss).
+    """
     if not dist.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel
@@ -138,7 +142,8 @@ def wrap_model(model: nn.Module, dist: Dist, *, device: str, sync_bn: bool) -> n
     if sync_bn:
         model = convert_sync_bn(model)
     ids = [torch.device(device).index] if device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids,
+                                   find_unused_parameters=find_unused_parameters)
 
 
 def convert_sync_bn(model: nn.Module) -> nn.Module:

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from recurdepth.data.tasks import Task
 from recurdepth.progress import bar_disable
 from recurdepth.training.distributed import SINGLE, Dist
-from recurdepth.training.evaluate import autocast, loss_and_correct, loss_terms, prepare_input
+from recurdepth.training.evaluate import autocast, count_correct, prepare_input
+from recurdepth.training.objectives import Final, Objective
 
 # How often (in steps) the loss is read back to the host on a GPU: every read is a sync.
 SYNC_EVERY = 20
@@ -52,6 +53,7 @@ class StepOptions:
     channels_last: bool = False
     dist: Dist = SINGLE
     presharded: bool = False  # the batches are already this process's slice (ImageNet sampler)
+    objective: Objective = field(default_factory=Final)  # train.objective: what the loss reads
 
 
 def train_epoch(
@@ -67,11 +69,16 @@ def train_epoch(
     progress: bool = True,
     desc: str = "train",
     dist: Dist = SINGLE,
+    objective: Objective | None = None,
 ) -> EpochStats:
-    """Train ``model`` for one pass over ``batches``; stop at the first non-finite loss."""
+    """Train ``model`` for one pass over ``batches``; stop at the first non-finite loss.
+
+    ``objective``: the training objective (None: ``final``, the paper's loss).
+    """
     opts = StepOptions(task=task, amp=amp, scaler=scaler, clip_grad_norm=clip_grad_norm,
                        channels_last=channels_last, dist=dist,
-                       presharded=bool(getattr(batches, "presharded", False)))
+                       presharded=bool(getattr(batches, "presharded", False)),
+                       objective=objective or Final())
     model.train()
     loss_sum: Tensor | float = 0.0
     correct: Tensor | int = 0
@@ -125,14 +132,14 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Op
         x, y = dist.shard(x, y)
     x = prepare_input(x, opts.channels_last)
     with autocast(x.device, opts.amp):
-        logits = model(x)
+        terms = opts.objective.loss_terms(model, x, y, opts.task)
+    n_correct = count_correct(terms.logits, y, x, task=opts.task)
     if dist.enabled:
-        total, denom, n_correct = loss_terms(logits, y, x, task=opts.task)
         # x world size: DDP averages gradients over processes, this makes it a global-batch mean.
-        loss = total / dist.all_sum(denom).clamp_min(1) * dist.world_size
+        loss = terms.total / dist.all_sum(terms.denom).clamp_min(1) * dist.world_size
         share = loss.detach() / dist.world_size
     else:
-        loss, n_correct = loss_and_correct(logits, y, x, task=opts.task)
+        loss = terms.total / terms.denom.clamp_min(1)
         share = loss.detach()
     optimizer.zero_grad(set_to_none=True)
     _backward_and_step(model, loss, optimizer, opts)

@@ -38,6 +38,7 @@ from recurdepth.training.distributed import (Dist, check_world_size, init_distri
 from recurdepth.training.data import Batches, RunData, build_batches, build_run_data, train_subset
 from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
+from recurdepth.training.objectives import OBJECTIVES, make_objective
 from recurdepth.training.optim import build_optimizer, set_epoch_lr
 from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
 from recurdepth.training.tracking import Tracker
@@ -158,7 +159,9 @@ def _train(config: RunConfig, cfg: RunConfig, run_dir: Path, dist: Dist, *, prog
         _open_folder(cfg, run_dir, state.epoch, world_size=dist.world_size)
     train_curve = train_subset(cfg, data) if dist.is_main else None
     train_model = wrap_model(state.model, dist, device=cfg.runtime.device,
-                             sync_bn=bool(cfg.runtime.sync_bn))
+                             sync_bn=bool(cfg.runtime.sync_bn),
+                             find_unused_parameters=not OBJECTIVES[cfg.train.objective]
+                             .uses_every_parameter)
     if cfg.runtime.compile:
         train_model = torch.compile(train_model)
     for epoch in range(state.epoch, cfg.train.epochs):
@@ -232,7 +235,10 @@ def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: 
     state.lr_factor = set_epoch_lr(state.optimizer, epoch, cfg.optim)
     data.train.set_epoch(epoch)
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # any randomness inside the model
+    objective = make_objective(cfg.train.objective, cfg.train.alpha)
+    objective.set_epoch(cfg.seed, epoch)  # its draws, too, derive from (seed, epoch)
     return train_epoch(train_model, data.train, state.optimizer, task=cfg.task,
+                       objective=objective,
                        amp=cfg.runtime.amp, scaler=state.scaler,
                        clip_grad_norm=cfg.optim.clip_grad_norm,
                        channels_last=bool(cfg.runtime.channels_last), progress=progress,
