@@ -119,6 +119,10 @@ def string_side(length: int) -> int:
 class PerPositionTask(Task):
     """A label at every position of a string; all positions count; exact match over the string."""
 
+    def check_size(self, size: int, key: str) -> None:
+        """ConfigError naming ``key`` unless ``size`` is a string length in 1..MAX_LENGTH."""
+        check_length(size, key)
+
     def mask(self, x: Tensor) -> Tensor | None:
         """Every position counts: no mask."""
         return None

@@ -37,6 +37,11 @@ class Task:
     # shared recurrent block by the number of iterations.
     divide_recurrent_lr: bool = False
 
+    def check_size(self, size: int, key: str) -> None:
+        """ConfigError naming ``key`` unless ``size`` is a valid example size (mazes: odd >= 3)."""
+        if size < 3 or size % 2 == 0:
+            raise ConfigError(f"{key} must be an odd number >= 3, got {size}")
+
     def mask(self, x: Tensor) -> Tensor | None:
         """The pixels that count (maze: non-wall pixels), or None when every output counts."""
         return wall_mask(x) if self.per_pixel else None

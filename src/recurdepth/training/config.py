@@ -576,8 +576,8 @@ def _resolve_data(r: RunConfig, data: Any) -> None:
     if task.sized:
         for key in ("maze_size", "eval_maze_size"):
             size = getattr(r.data, key)
-            if size is not None and (size < 3 or size % 2 == 0):
-                raise ConfigError(f"data.{key} must be an odd number >= 3, got {size}")
+            if size is not None:
+                task.check_size(size, f"data.{key}")
     else:
         for key in ("maze_shift", "eval_maze_size"):
             if getattr(r.data, key):
