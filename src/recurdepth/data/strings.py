@@ -119,6 +119,8 @@ def string_side(length: int) -> int:
 class PerPositionTask(Task):
     """A label at every position of a string; all positions count; exact match over the string."""
 
+    spatial_dims = 1  # positions per example: the length (a class attribute, not a field)
+
     def check_size(self, size: int, key: str) -> None:
         """ConfigError naming ``key`` unless ``size`` is a string length in 1..MAX_LENGTH."""
         check_length(size, key)
