@@ -125,6 +125,10 @@ class PerPositionTask(Task):
         """ConfigError naming ``key`` unless ``size`` is a string length in 1..MAX_LENGTH."""
         check_length(size, key)
 
+    def size_text(self, size: int) -> str:
+        """How reports name examples of ``size``: ``64-bit strings``."""
+        return f"{size}-bit strings"
+
     def mask(self, x: Tensor) -> Tensor | None:
         """Every position counts: no mask."""
         return None
