@@ -16,11 +16,12 @@ from typing import Any
 from recurdepth.errors import DataError
 from recurdepth.experiments.spec import canonical_json
 from recurdepth.experiments.store import RunRecord
+from recurdepth.training.config import stored_example_size
 from recurdepth.training.tracking import EVAL_FILE, read_evals
 
 # Grid keys that place a group inside a panel rather than defining a panel of its own.
 _WITHIN_PANEL = ("model.mode", "model.effective_depth", "model.iters", "trial", "seed")
-_PANEL_KEYS_SHOWN_ELSEWHERE = ("model.family", "data.name", "data.maze_size")
+_PANEL_KEYS_SHOWN_ELSEWHERE = ("model.family", "data.name", "data.maze_size", "data.options.size")
 
 
 def mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -88,8 +89,7 @@ class SavedEval:
 
 def trained_setting(config: dict[str, Any]) -> EvalSetting:
     """The setting of a run's own final evaluation: its test split (at its maze size)."""
-    data = config.get("data", {})
-    return EvalSetting("test", data.get("maze_size") if data.get("name") == "mazes" else None)
+    return EvalSetting("test", stored_example_size(config))
 
 
 def iteration_stats(curves: Sequence[Sequence[float]]) -> list[tuple[int, float, float | None, int]]:
@@ -152,10 +152,8 @@ class GroupStat:
 
 def dataset_label(config: dict[str, Any]) -> str:
     """``cifar10``, or ``mazes 9x9`` for mazes (the maze size matters as much as the data set)."""
-    data = config.get("data", {})
-    if data.get("name") == "mazes":
-        return f"mazes {data.get('maze_size')}x{data.get('maze_size')}"
-    return str(data.get("name"))
+    name, size = config.get("data", {}).get("name"), stored_example_size(config)
+    return str(name) if size is None else f"{name} {size}x{size}"
 
 
 def _panel(record: RunRecord) -> tuple[str, dict[str, Any]]:
