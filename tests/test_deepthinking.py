@@ -88,7 +88,6 @@ def test_report_gives_accuracy_per_length_and_iteration_with_the_best(smoke, cap
                                "(data.options) (shift is an option of mazes)"),
     (["model.family=convnet", "data.name=cifar10", "model.options.recall=true"],
      "unknown option(s) recall for model family 'convnet'"),
-    (["model.options.recall=maybe"], "recall"),
     (["train.objective=progressive", "train.alpha=1.5"], "train.alpha"),
 ])
 def test_bad_string_run_input_is_one_line(overrides, message):
