@@ -151,7 +151,7 @@ def test_a_family_option_leads_to_the_family_that_declares_it():
 
 
 SMALL = {"mlp": 16, "convnet": 8, "residual": 8, "residual_bn": 8, "residual_imagenet": 8,
-         "maze": 8, "maze_dilated": 8}
+         "maze": 8, "maze_dilated": 8, "maze_recall": 8, "dt_net_1d": 8}
 
 
 def small_model(family: str, mode: str, iters: int = 2):
@@ -163,6 +163,8 @@ def small_model(family: str, mode: str, iters: int = 2):
 
 
 def small_input(dataset: str, batch: int = 2) -> torch.Tensor:
+    if dataset == "prefix_sums":  # bit strings as (N, 1, 1, L) images
+        return torch.randint(0, 2, (batch, 1, 1, 24)).float()
     side = {"cifar10": 32, "svhn": 32, "emnist": 28, "imagenet": 64, "mazes": 24}[dataset]
     channels = 1 if dataset == "emnist" else 3
     return torch.randn(batch, channels, side, side)
@@ -189,6 +191,8 @@ def test_every_model_forward_backward(family, mode):
     out = model(x)
     if model.dataset == "mazes":
         assert out.shape == (2, 2, 24, 24)
+    elif model.dataset == "prefix_sums":
+        assert out.shape == (2, 2, 24)
     else:
         assert out.shape == (2, get_family(family) and {"cifar10": 10, "svhn": 10, "emnist": 47,
                                                           "imagenet": 1000}[model.dataset])

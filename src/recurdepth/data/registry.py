@@ -207,11 +207,10 @@ register_dataset(DatasetSpec(
     how_to_make="recurdepth mazes generate --size {size} --data-root {root}",
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
-
 # Plug-ins kept outside this file: each module registers its own task(s) and data set(s) when
 # imported (it may import this module: everything above is defined by then). A new kind of
 # problem is one such module and its name here.
-PLUGINS: tuple[str, ...] = ()
+PLUGINS: tuple[str, ...] = ("recurdepth.data.strings",)
 for _module in PLUGINS:
     importlib.import_module(_module)
 

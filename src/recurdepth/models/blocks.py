@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -36,14 +37,15 @@ class ResidualUnit(Unit):
     With ``norm=True`` a BatchNorm follows every convolution and each of the ``slots`` iterations
     has its own BatchNorm layers (paper §3.1) while the convolutions are shared. ``dilation``
     dilates every convolution (paper Table 2) with padding that keeps the spatial size.
+    ``dims=1``: 1-D convolutions (strings) instead of 2-D ones (no norm).
     """
 
     def __init__(self, width: int, *, blocks: int = 2, norm: bool = False, slots: int = 1,
-                 dilation: int = 1) -> None:
+                 dilation: int = 1, dims: int = 2) -> None:
         super().__init__()
         self.blocks = blocks
         self.convs = nn.ModuleList(
-            conv3x3(width, width, padding=dilation, dilation=dilation) for _ in range(2 * blocks)
+            conv3(width, width, dims=dims, dilation=dilation) for _ in range(2 * blocks)
         )
         if norm:
             self.norms = nn.ModuleList(
@@ -61,3 +63,36 @@ class ResidualUnit(Unit):
                 out = bns[2 * b + 1](out)
             x = F.relu(x + out)
         return x
+
+
+def conv3(c_in: int, c_out: int, *, dims: int = 2, dilation: int = 1) -> nn.Module:
+    """A size-3, stride-1, bias-free convolution that keeps the size, 1-D or 2-D."""
+    if dims == 2:
+        return conv3x3(c_in, c_out, padding=dilation, dilation=dilation)
+    if dims == 1:
+        return nn.Conv1d(c_in, c_out, 3, padding=dilation, dilation=dilation, bias=False)
+    raise ValueError(f"dims must be 1 or 2, got {dims}")
+
+
+class RecallUnit(Unit):
+    """``blocks(relu(conv(cat[h, x])))``: Bansal et al.'s recall unit, reading the input each time.
+
+    With ``recall`` the first convolution sees the state and the model's raw input (channels
+    ``width + in_channels``); without it, the same convolution sees the state only, so both
+    variants have the same depth and differ only in whether the input is concatenated.
+    """
+
+    def __init__(self, width: int, in_channels: int, *, recall: bool, dims: int = 2,
+                 blocks: int = 2) -> None:
+        super().__init__()
+        self.recall = bool(recall)  # shadows Unit.recall: the unrolled loop passes the input
+        self.conv = conv3(width + (in_channels if recall else 0), width, dims=dims)
+        self.residual = ResidualUnit(width, blocks=blocks, dims=dims)
+
+    def forward(self, h: Tensor, slot: int = 0, inp: Tensor | None = None) -> Tensor:
+        if self.recall:
+            if inp is None:
+                raise ValueError("a recall unit needs the model input (inp)")
+            # Strings arrive as (N, C, 1, L) images; the state is (N, width, L).
+            h = torch.cat([h, inp.reshape(inp.shape[0], -1, *h.shape[2:])], dim=1)
+        return self.residual(F.relu(self.conv(h)))

@@ -107,7 +107,7 @@ def register_family(name: str, **spec: Any) -> Callable[[Callable[..., RecurDept
 
 def _ensure_loaded() -> None:
     # Importing the family modules registers them.
-    from recurdepth.models import convnet, maze, mlp, residual, resnet  # noqa: F401
+    from recurdepth.models import convnet, dt_net_1d, maze, mlp, residual, resnet  # noqa: F401
 
 
 def list_models() -> list[str]:

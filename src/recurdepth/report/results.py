@@ -54,11 +54,11 @@ class EvalSetting:
     maze_size: int | None = None
     limit: int | None = None
 
-    def label(self) -> str:
+    def label(self, dataset: str | None = None) -> str:
         """``test split``, ``test split, mazes 13x13`` or ``train split, first 100 samples``."""
         text = f"{self.split} split"
         if self.maze_size is not None:
-            text += f", mazes {self.maze_size}x{self.maze_size}"
+            text += f", {size_text(dataset, self.maze_size)}"
         if self.limit is not None:
             text += f", first {self.limit:,} samples"
         return text
@@ -67,6 +67,18 @@ class EvalSetting:
         """Test before train, then by maze size, the whole split before a limited one."""
         return ({"test": "0", "train": "1"}.get(self.split, self.split), self.maze_size or 0,
                 -1 if self.limit is None else self.limit)
+
+
+def size_text(dataset: str | None, size: int, *, bare: bool = False) -> str:
+    """How the data set's task names examples of ``size``: ``mazes 9x9`` (``bare``: ``9x9``),
+    or the task's own words (strings: ``64-bit strings``)."""
+    from recurdepth.data.registry import list_datasets
+    from recurdepth.data.tasks import task_of
+
+    named = getattr(task_of(dataset), "size_text", None) if dataset in list_datasets() else None
+    if named is not None:
+        return named(size)
+    return f"{size}x{size}" if bare else f"mazes {size}x{size}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class GroupStat:
     width: int | None
     parameters: int | None
     extra: dict[str, Any]
+    data_name: str | None = None  # the data set's registered name (``dataset`` is a label)
     runs: int = 0
     done: int = 0
     test_accs: list[float] = field(default_factory=list)
@@ -148,7 +161,7 @@ class GroupStat:
 def dataset_label(config: dict[str, Any]) -> str:
     """``cifar10``, or ``mazes 9x9`` for mazes (the maze size matters as much as the data set)."""
     name, size = config.get("data", {}).get("name"), stored_example_size(config)
-    return str(name) if size is None else f"{name} {size}x{size}"
+    return str(name) if size is None else f"{name} {size_text(name, size, bare=True)}"
 
 
 def _panel(record: RunRecord) -> tuple[str, dict[str, Any]]:
@@ -223,6 +236,28 @@ def _saved_eval(entry: Any) -> tuple[EvalSetting, int, SavedEval] | str:
         float(acc), None if per_iter is None else [float(v) for v in per_iter], ints["samples"])
 
 
+def in_run_evals(config: dict[str, Any], result: dict[str, Any]) -> dict[EvalSetting, SavedEval]:
+    """A run's own final evaluations as saved ones, when they say more than its test accuracy.
+
+    They count when the run was also tested at a second size (``data.eval_maze_size``): then
+    its results at the trained and the second size (curves to ``train.eval_iters``) join the
+    evaluation tables, which give accuracy per size x iteration and the best iteration.
+    """
+    limit = config.get("data", {}).get("test_limit")
+    per, other = result.get("test_acc_per_iter"), result.get("eval_maze_size")
+    out: dict[EvalSetting, SavedEval] = {}
+    if not _is_int(other) or not _is_num(result.get("test_acc")):
+        return out
+    size = result.get("maze_size")
+    out[EvalSetting("test", size if _is_int(size) else None, limit)] = SavedEval(
+        float(result["test_acc"]), [float(v) for v in per] if per else None, None)
+    if _is_int(other) and _is_num(result.get("eval_maze_acc")):
+        curve = result.get("eval_maze_acc_per_iter")
+        out[EvalSetting("test", other, limit)] = SavedEval(
+            float(result["eval_maze_acc"]), [float(v) for v in curve] if curve else None, None)
+    return out
+
+
 def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -253,6 +288,7 @@ def group_results(records: Iterable[RunRecord],
                 effective_depth=rec.effective_depth or result.get("effective_depth"),
                 iters=result.get("iters", model.get("iters")), width=model.get("width"),
                 parameters=rec.parameters or result.get("parameters"), extra=extra,
+                data_name=rec.config.get("data", {}).get("name"),
                 trained_setting=trained_setting(rec.config))
         g = groups[key]
         g.runs += 1
@@ -272,7 +308,7 @@ def group_results(records: Iterable[RunRecord],
             if g.iters is None:
                 g.iters = rec.result.get("iters")
             saved = saved_evals.get(rec.id, {})
-            for setting, ev in saved.items():
+            for setting, ev in {**in_run_evals(rec.config, rec.result), **saved}.items():
                 g.evals.setdefault(setting, []).append(ev)
             per_iter = rec.result.get("test_acc_per_iter") or []
             longer = saved.get(g.trained_setting)
@@ -341,5 +377,5 @@ def fmt_int(value: int | None) -> str:
 
 
 __all__ = ["EvalSetting", "GroupStat", "RunCurve", "SavedEval", "dataset_label", "fmt_acc",
-           "fmt_int", "group_results", "iteration_stats", "load_saved_evals", "mean_se", "panels",
+           "fmt_int", "group_results", "in_run_evals", "iteration_stats", "load_saved_evals", "mean_se", "panels",
            "trained_setting"]

@@ -42,6 +42,11 @@ def image_side(cfg) -> int:  # noqa: ANN001 - a resolved RunConfig
                or 224)
 
 
+def positions(cfg, side: int) -> int:  # noqa: ANN001 - a resolved RunConfig
+    """Positions of one input: side² for images, side for strings (the task's spatial dims)."""
+    return side ** int(getattr(cfg.task, "spatial_dims", 2))
+
+
 def training_bytes(cfg) -> float:  # noqa: ANN001 - a resolved RunConfig
     """Rough bytes to train ``cfg``: weights, gradients and optimizer state, plus activations."""
     import torch
@@ -53,7 +58,7 @@ def training_bytes(cfg) -> float:  # noqa: ANN001 - a resolved RunConfig
     side = image_side(cfg)
     batch = max(cfg.train.batch_size, cfg.train.eval_batch_size)
     # Autograd keeps about two feature maps per layer (conv input, normalisation/activation).
-    activations = 2 * batch * cfg.model.width * side * side * max(cfg.model.effective_depth, 1)
+    activations = 2 * batch * cfg.model.width * positions(cfg, side) * max(cfg.model.effective_depth, 1)
     return 4.0 * (4 * params + activations)
 
 
@@ -71,7 +76,7 @@ def check_eval_memory(cfg, iters: int) -> None:  # noqa: ANN001 - a resolved Run
 
     side = image_side(cfg)
     outputs = cfg.task.outputs_per_sample(get_dataset(cfg.data.name).num_classes, side)
-    per_iter = cfg.train.eval_batch_size * (outputs + cfg.model.width * side * side)
+    per_iter = cfg.train.eval_batch_size * (outputs + cfg.model.width * positions(cfg, side))
     check_fits(4.0 * iters * per_iter, cfg.runtime.device,
                f"evaluating {iters:,} iterations at batch {cfg.train.eval_batch_size}",
                "ask for fewer iterations (--iters 1..N)")
