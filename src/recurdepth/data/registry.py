@@ -137,6 +137,7 @@ register_dataset(DatasetSpec(
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
 # Data sets that register themselves from their own module (imported last: they use the above).
+from recurdepth.data import sequences as _sequences  # noqa: E402,F401
 from recurdepth.data import strings as _strings  # noqa: E402,F401
 
 __all__ = ["DatasetSpec", "FileLister", "Loader", "get_dataset", "list_datasets",
