@@ -29,7 +29,9 @@ from recurdepth.io import load_yaml_text, read_yaml
 if TYPE_CHECKING:
     from recurdepth.data.tasks import Task
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+# step: warm-up then multi-step decay (the paper); cosine: warm-up then cosine decay to 0.
+SCHEDULES = ("step", "cosine")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 AUTO = "auto"
 
@@ -78,6 +80,8 @@ class OptimConfig:
     warmup_epochs: int = 5
     recur_lr_divide: bool | None = None  # None: on for mazes (lr of the shared unit / iters)
     clip_grad_norm: float | None = None
+    schedule: str = "step"  # step (milestones, gamma) | cosine (to 0 over cosine_epochs)
+    cosine_epochs: int | None = None  # cosine: epochs of the decay (None: train.epochs)
 
 
 @dataclass
@@ -228,6 +232,7 @@ LIMITS: dict[str, Limit] = {
     "optim.milestones": Limit(1, MAX_EPOCHS),
     "optim.gamma": Limit(0, 10, low_open=True),
     "optim.warmup_epochs": Limit(0, MAX_EPOCHS),
+    "optim.cosine_epochs": Limit(1, MAX_EPOCHS),
     "optim.clip_grad_norm": Limit(0, 1e9, low_open=True),
     "train.epochs": Limit(1, MAX_EPOCHS),
     "train.batch_size": Limit(1, MAX_BATCH),
@@ -614,6 +619,12 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
             raise ConfigError(f"{key} must be > 0, got {value}")
     if any(m < 1 for m in r.optim.milestones) or r.optim.milestones != sorted(r.optim.milestones):
         raise ConfigError(f"optim.milestones must be increasing epochs >= 1, got {r.optim.milestones}")
+    if r.optim.schedule not in SCHEDULES:
+        raise ConfigError(choices_message("optim.schedule", r.optim.schedule, SCHEDULES))
+    if r.optim.schedule == "cosine" and r.optim.cosine_epochs is None:
+        # Recorded, so that the schedule is part of the run's identity and raising train.epochs
+        # on resume does not change the learning rate of the epochs already trained.
+        r.optim.cosine_epochs = r.train.epochs
     if r.train.batch_size is None:
         r.train.batch_size = data.batch_size
     if r.train.eval_batch_size is None:
@@ -745,7 +756,8 @@ RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "trai
 
 # Keys added after runs were made: at their default they stay out of the identity, so the hash of
 # every run made before them is unchanged (tests/test_run_identity.py, tests/fixtures/runs).
-ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0}
+ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0,
+                              "optim.schedule": "step", "optim.cosine_epochs": None}
 
 
 def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -813,7 +825,7 @@ def _saved_part(d: Any, key: str) -> Any:
     return d
 
 
-__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
+__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "OPTIMIZERS", "SCHEDULES", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "RuntimeConfig", "TrainConfig", "apply_overrides", "identity_hash", "load_config",
            "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_eval_iters",
            "resolve_on",
