@@ -109,3 +109,22 @@ def test_bad_input_one_line_errors():
         model(torch.zeros(1, 1, 1, 5), iters=0)
     with pytest.raises(ConfigError, match="multiple of model.options.heads"):
         build_model("transformer", "recurrent", iters=2, width=30, dataset="copy")
+
+
+def test_cka_between_loops_and_blocks_reads_transformer_states():
+    from recurdepth.analysis.cka import cka_matrix
+    from recurdepth.analysis.features import capture
+
+    torch.manual_seed(0)
+    looped = build_model("transformer", "recurrent", iters=3, width=16, dataset="addition").eval()
+    stacked = looped.feedforward_twin().eval()
+    x = torch.randint(0, 100, (40, 1, 1, 9)).float()
+    a, b = capture(looped, x), capture(stacked, x)
+    assert a[1].shape == (40, 9, 16)  # (examples, positions, d_model) per iteration
+    m = cka_matrix(a, b)
+    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-6)  # the twin has the same features
+    # Linear CKA written out with numpy: HSIC of centred Gram matrices, normalised.
+    f, g = (t.reshape(40, -1).double().numpy() for t in (a[1], b[3]))
+    f, g = f - f.mean(0), g - g.mean(0)
+    ref = np.linalg.norm(g.T @ f) ** 2 / (np.linalg.norm(f.T @ f) * np.linalg.norm(g.T @ g))
+    assert m[1, 3] == pytest.approx(ref, rel=1e-6)
