@@ -53,8 +53,7 @@ def test_alpha_one_sends_no_gradient_through_the_first_n_iterations():
     torch.manual_seed(0)
     model = build_model("maze", "recurrent", iters=4, width=4)
     x, y = maze_batch()
-    terms = Forced(2, 1).loss_terms(model, x, y, MAZE)
-    loss = terms.total / terms.denom
+    loss = Forced(2, 1).loss(model, x, y, MAZE)
     loss.backward()
     assert all(p.grad is None for p in model.stem.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.body.parameters())
@@ -72,8 +71,7 @@ def test_alpha_one_sends_no_gradient_through_the_first_n_iterations():
 
     # n = 0 starts from the stem with gradient (as in the authors' code).
     model.zero_grad(set_to_none=True)
-    terms = Forced(0, 2).loss_terms(model, x, y, MAZE)
-    (terms.total / terms.denom).backward()
+    Forced(0, 2).loss(model, x, y, MAZE).backward()
     assert all(p.grad is not None for p in model.stem.parameters())
 
 
@@ -85,10 +83,9 @@ def test_alpha_mixes_the_final_and_the_progressive_loss():
         final = MAZE.loss(model(x), y, x)
         prog = MAZE.loss(model(x, 2, start=model.states(x, 1)[0], first=1), y, x)
         for alpha in (0.0, 0.25, 1.0):
-            t = Forced(1, 2, alpha).loss_terms(model, x, y, MAZE)
-            torch.testing.assert_close(t.total / t.denom, (1 - alpha) * final + alpha * prog)
-        t = make_objective("final").loss_terms(model, x, y, MAZE)
-        torch.testing.assert_close(t.total / t.denom, final)
+            got = Forced(1, 2, alpha).loss(model, x, y, MAZE)
+            torch.testing.assert_close(got, (1 - alpha) * final + alpha * prog)
+        torch.testing.assert_close(make_objective("final").loss(model, x, y, MAZE), final)
 
 
 def test_feedforward_twin_trains_with_the_progressive_loss():
@@ -98,10 +95,10 @@ def test_feedforward_twin_trains_with_the_progressive_loss():
     x, y = maze_batch(2)
     # Tied weights: the twin's progressive loss (n blocks detached, the remaining T - n with
     # gradient) equals the recurrent model's with k = T - n.
-    rec = Forced(1, 3).loss_terms(model, x, y, MAZE)
-    ff = Forced(1, 99).loss_terms(twin, x, y, MAZE)
-    torch.testing.assert_close(ff.total, rec.total)
-    ff.total.backward()
+    rec = Forced(1, 3).loss(model, x, y, MAZE)
+    ff = Forced(1, 99).loss(twin, x, y, MAZE)
+    torch.testing.assert_close(ff, rec)
+    ff.backward()
     assert all(p.grad is None for p in twin.stem.parameters())
     assert all(p.grad is None for p in twin.body[0].parameters())
     assert all(p.grad is not None for unit in twin.body[1:] for p in unit.parameters())
@@ -112,8 +109,7 @@ def test_feedforward_twin_trains_with_the_progressive_loss():
     losses = []
     for _ in range(30):
         opt.zero_grad()
-        t = obj.loss_terms(twin, x, y, MAZE)
-        (t.total / t.denom).backward()
+        obj.loss(twin, x, y, MAZE).backward()
         opt.step()
         with torch.no_grad():
             losses.append(float(MAZE.loss(twin(x), y, x)))
@@ -163,3 +159,33 @@ def test_progressive_run_resumes_exactly(tmp_path, capsys):
     b = load_checkpoint(tmp_path / "split" / "checkpoint_last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     capsys.readouterr()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_progressive_in_two_gloo_processes_matches_one_process(tmp_path):
+    """DDP with the progressive loss: the stem may get no gradient in a step and alpha < 1 runs
+    the model twice; two processes must still end with one process's weights."""
+    import os
+    import subprocess
+    import sys
+
+    from recurdepth.data.mazes import generate_dataset, maze_dir
+
+    root = tmp_path / "data"
+    generate_dataset(maze_dir(root, 5), size=5, n_train=40, n_test=4, progress=False)
+    args = ["model.family=maze", "model.iters=3", "model.width=4", f"data.root={root}",
+            "data.maze_size=5", "train.batch_size=10", "train.epochs=2",
+            "train.objective=progressive", "train.alpha=0.5", "optim.name=adam",
+            "optim.lr=0.003", "runtime.progress=false", "runtime.device=cpu", "runtime.amp=off",
+            "runtime.channels_last=false", "seed=5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    one = [sys.executable, "-m", "recurdepth", "train", "--run-dir", str(tmp_path / "one")]
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "recurdepth", "train", "--run-dir", str(tmp_path / "two")]
+    for cmd in (one, two):
+        proc = subprocess.run(cmd + args, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    a = load_checkpoint(tmp_path / "one" / "checkpoint_last.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "checkpoint_last.pt")["model"]
+    assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a) <= 1e-5

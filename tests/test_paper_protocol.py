@@ -146,7 +146,7 @@ def test_paper_preset_schedules_are_the_authors(preset):
         assert c.optim.warmup_epochs == 5
         assert c.train.batch_size == BATCH.get(preset, 128)
         assert c.train.drop_last is True and c.runtime.amp == "off"
-        assert c.data.maze_shift == MAZE_SHIFT.get(preset, 0)
+        assert c.data.options.get("shift", 0) == MAZE_SHIFT.get(preset, 0)
         assert c.optim.recur_lr_divide is (c.data.name == "mazes")
     assert seen == set(table), f"{preset}: runs missing from or absent in the authors' table"
     assert "departs from the authors" in load_experiment(preset).description

@@ -14,9 +14,11 @@ from recurdepth.errors import ConfigError
 from recurdepth.models.blocks import LinearUnit
 from recurdepth.models.registry import build_model, register_family
 from recurdepth.models.unrolled import UnrolledNet
-from recurdepth.training.config import RunConfig, apply_overrides, resolve
+from recurdepth.training.config import RunConfig, apply_overrides, protocol_dict, resolve
 from recurdepth.training.run import train_run
-from recurdepth.data.tasks import TASKS, Task, get_task, register_task, task_of
+from recurdepth.data.tasks import TASKS, get_task, register_task, task_of
+from recurdepth.data.options import DataOption, at_least
+from recurdepth.data.tasks.classification import Classification
 
 CLASSES, SIDE = 3, 6
 
@@ -40,6 +42,14 @@ def build_toy(mode: str, iters: int, width: int, dataset: str, scale: int = 1) -
                        make_unit=lambda slots: LinearUnit(w), head=nn.Linear(w, info.num_classes))
 
 
+class ToyUnaugmented(Classification):
+    """A new kind of task: plain labels, never augmented, recurrent learning rate divided."""
+
+    name = "toy_unaugmented"
+    augmented = False
+    divide_recurrent_lr = True
+
+
 @pytest.fixture(autouse=True, scope="module")
 def toy_registrations():
     """The toy data set and family exist only while this module's tests run (no leaks)."""
@@ -49,17 +59,23 @@ def toy_registrations():
     register_dataset(DatasetSpec("toy_levels", 1, SIDE, CLASSES, "classification", toy_loader,
                                  12, mean=(0.5,), std=(0.25,), hflip=True))
     # A new kind of task: plain labels, never augmented, recurrent learning rate divided.
-    register_task(Task("toy_unaugmented", per_pixel=False, augmented=False,
-                       divide_recurrent_lr=True))
+    register_task(ToyUnaugmented)
     register_dataset(DatasetSpec("toy_plain", 1, SIDE, CLASSES, "toy_unaugmented", toy_loader,
                                  12, mean=(0.5,), std=(0.25,), hflip=True))
+    # A data set with options of its own.
+    register_dataset(DatasetSpec(
+        "toy_opts", 1, SIDE, CLASSES, "classification", toy_loader, 12, mean=(0.5,),
+        std=(0.25,), options={"levels": DataOption(4, "grey levels", rule=at_least(2)),
+                              "noise": DataOption(None, "noise std", kind=float, nullable=True)}))
     register_family("toy_mlp", description="test family: MLP whose width is scaled by an option",
-                    datasets=("toy_levels", "toy_plain"), depth_base=2, depth_per_iter=1,
-                    default_width={"toy_levels": 4, "toy_plain": 4}, paper_depths=(3, 4),
+                    datasets=("toy_levels", "toy_plain", "toy_opts"), depth_base=2,
+                    depth_per_iter=1, default_width={"toy_levels": 4, "toy_plain": 4,
+                                                     "toy_opts": 4}, paper_depths=(3, 4),
                     options={"scale": 1})(build_toy)
     yield
     data_registry._DATASETS.pop("toy_levels", None)
     data_registry._DATASETS.pop("toy_plain", None)
+    data_registry._DATASETS.pop("toy_opts", None)
     TASKS.pop("toy_unaugmented", None)
     model_registry._FAMILIES.pop("toy_mlp", None)
 
@@ -92,8 +108,12 @@ def test_a_new_kind_of_task_trains_through_its_task_record(tmp_path):
     assert (cfg.data.hflip, cfg.data.crop_padding, cfg.optim.recur_lr_divide) == (False, 0, True)
     assert cfg.task is get_task("toy_unaugmented") and cfg.example_sizes() == ()
     assert cfg.name.startswith("toy_mlp-recurrent-i1-toy_plain-s0-")
-    with pytest.raises(ConfigError, match="data.maze_shift is only for maze runs"):
-        resolve(toy_config(tmp_path, "data.name=toy_plain", "data.maze_shift=2"))
+    # A maze option (old or new key) on a data set without it: one line naming the valid ones.
+    for key in ("data.maze_shift=2", "data.options.shift=2"):
+        with pytest.raises(ConfigError, match=r"^unknown option\(s\) shift for data set "
+                           r"'toy_plain' \(data\.options\) \(shift is an option of mazes\); "
+                           r"valid options: none$"):
+            resolve(toy_config(tmp_path, "data.name=toy_plain", key))
     with pytest.raises(ConfigError, match="data set 'toy_plain' is not augmented"):
         resolve(toy_config(tmp_path, "data.name=toy_plain", "data.hflip=true"))
     with pytest.raises(ValueError, match="valid choices: .*toy_unaugmented"):
@@ -101,6 +121,22 @@ def test_a_new_kind_of_task_trains_through_its_task_record(tmp_path):
     result = train_run(toy_config(tmp_path, "data.name=toy_plain"), tmp_path / "run")
     assert result["status"] == "completed" and result["test_acc"] > 50.0
     assert result["maze_size"] is None and "eval_maze_acc" not in result
+
+
+def test_a_data_set_declares_and_checks_its_own_options(tmp_path):
+    cfg = resolve(toy_config(tmp_path, "data.name=toy_opts", "data.options.noise=1"))
+    assert cfg.data.options == {"levels": 4, "noise": 1.0}
+    assert cfg.data_option("levels") == 4
+    for bad, msg in [("data.options.levels=1", r"^data\.options\.levels must be >= 2, got 1$"),
+                     ("data.options.levels=x", r"^data\.options\.levels: expected int"),
+                     ("data.options.colour=1", r"^unknown option\(s\) colour for data set "
+                                               r"'toy_opts' .*valid options: levels, noise$")]:
+        with pytest.raises(ConfigError, match=msg):
+            resolve(toy_config(tmp_path, "data.name=toy_opts", bad))
+    # Options without an older name are part of the identity under their own key.
+    a = resolve(toy_config(tmp_path, "data.name=toy_opts"))
+    b = resolve(toy_config(tmp_path, "data.name=toy_opts", "data.options.levels=8"))
+    assert protocol_dict(b)["data.options.levels"] == 8 and a.name != b.name
 
 
 def test_family_options_are_checked_with_the_valid_names(tmp_path):

@@ -67,7 +67,7 @@ def test_full_variant_trains_the_deeper_solvers_twice_as_long():
         else:
             assert cfg.train.epochs == 2 * short.train.epochs == 60
             assert cfg.optim.milestones == [45]
-        same = lambda c: (c.model, c.data.maze_size, c.data.train_limit, c.optim.lr, c.seed)
+        same = lambda c: (c.model, c.data.options, c.data.train_limit, c.optim.lr, c.seed)
         assert same(cfg) == same(short)
 
 

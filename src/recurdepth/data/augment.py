@@ -136,13 +136,17 @@ def normalization_affine(
     channels: int,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    input_range: float = 255.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(scale, shift)`` of shape (1,C,1,1) with ``(x/255 - mean)/std == x*scale - shift``."""
+    """Return ``(scale, shift)`` of shape (1,C,1,1) with ``(x/r - mean)/std == x*scale - shift``.
+
+    ``r`` is ``input_range``, the largest raw input value (the task's, 255 for images).
+    """
     if mean is None or std is None:
         mean, std = (0.0,) * channels, (1.0,) * channels
     mean_t = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
-    scale = (1.0 / (255.0 * std_t)).to(dtype=dtype, device=device)
+    scale = (1.0 / (float(input_range) * std_t)).to(dtype=dtype, device=device)
     shift = (mean_t / std_t).to(dtype=dtype, device=device)
     return scale, shift
 
@@ -185,6 +189,7 @@ class TensorBatches:
         device: str | torch.device = "cpu",
         seed: int = 0,
         drop_last: bool = False,
+        input_range: float = 255.0,
     ) -> None:
         inputs_t = torch.as_tensor(inputs)
         targets_t = torch.as_tensor(targets)
@@ -213,9 +218,11 @@ class TensorBatches:
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.epoch = 0
+        self.input_range = float(input_range)  # raw inputs 0..input_range (the task's scale)
         # Kept on the device so a batch costs no host-to-device copy of constants.
         self._scale, self._shift = normalization_affine(
-            self.mean, self.std, channels=self.inputs.shape[1], device=self.device
+            self.mean, self.std, channels=self.inputs.shape[1], device=self.device,
+            input_range=self.input_range,
         )
 
     @property

@@ -11,15 +11,17 @@ from here. This module imports no torch: a record names its functions as ``"modu
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from recurdepth.data.options import DataOption
 from recurdepth.data.tasks import TASKS
+from recurdepth.data.tasks.maze import MAZE_OPTIONS
 from recurdepth.errors import ConfigError, choices_message
 
 # loader(name, root, split, *, size, limit, download) -> (uint8 inputs (N,C,H,W), int64 targets);
-# ``size`` is the example size for data sets of a sized task (mazes) and None otherwise.
+# ``size`` is the example size (data.options.size) for data sets of a sized task, else None.
 Loader = Callable[..., Any]
 # files(name, root, sizes) -> {file: sha256} of the files a run reads; ``sizes`` as for loaders.
 FileLister = Callable[..., dict[str, str]]
@@ -54,12 +56,40 @@ class DatasetSpec:
     # image_size None: the image side of an example size, "module:function" or the function.
     side_of_size: str | Callable[[int], int] | None = None
     files: str | FileLister | None = None  # None: runs on it record no data fingerprint
+    options: Mapping[str, DataOption] = field(default_factory=dict)  # data.options.<key>
+    # Data made on demand rather than downloaded (mazes): ``present(name, root, size) -> bool``
+    # and ``preparer(name, root, size, *, progress, **settings)``, whose settings are an
+    # experiment's ``prepare: {<data set>: {...}}`` keys, listed in ``prepare_settings``.
+    present: str | Callable[..., bool] | None = None
+    preparer: str | Callable[..., None] | None = None
+    prepare_settings: tuple[str, ...] = ()
+    how_to_make: str = ""  # the command that makes missing data, with {size} and {root}
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(choices_message("task", self.task, sorted(TASKS)))
         if (self.mean is None) != (self.std is None):
             raise ValueError(f"data set {self.name!r}: give both mean and std, or neither")
+        if (self.present is None) != (self.preparer is None):
+            raise ValueError(f"data set {self.name!r}: give both present and preparer, or neither")
+
+    @property
+    def generated(self) -> bool:
+        """True when runs' data is made on demand (:meth:`prepare`), not read or downloaded."""
+        return self.preparer is not None
+
+    def missing_sizes(self, root: str, sizes: tuple[int, ...]) -> list[int]:
+        """The example sizes whose data is not under ``root`` yet (generated data sets only)."""
+        if self.present is None:
+            return []
+        present = _function(self.present)
+        return [s for s in sizes if not present(self.name, root, s)]
+
+    def prepare(self, root: str, size: int, *, progress: bool = True, **settings: Any) -> None:
+        """Make the data of ``size`` under ``root`` with ``settings`` (see ``prepare_settings``)."""
+        if self.preparer is None:
+            raise ConfigError(f"data set {self.name!r} is not generated; nothing to prepare")
+        _function(self.preparer)(self.name, root, size, progress=progress, **settings)
 
     def image_side(self, size: int | None = None) -> int | None:
         """Side in pixels of the inputs (for a data set of any size: of examples of ``size``)."""
@@ -85,8 +115,29 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add ``spec`` to the registry (ValueError if its name is taken)."""
     if spec.name in _DATASETS:
         raise ValueError(f"data set {spec.name!r} is already registered")
+    for name, opt in spec.options.items():
+        for other in _DATASETS.values():
+            o = other.options.get(name)
+            if opt.alias and o is not None and o.alias not in (None, opt.alias):
+                raise ValueError(f"data set {spec.name!r}: option {name!r} has alias "
+                                 f"{opt.alias!r} but {other.name!r} calls it {o.alias!r}")
     _DATASETS[spec.name] = spec
     return spec
+
+
+def option_owners() -> dict[str, list[str]]:
+    """Option name → the data sets that declare it (for error messages)."""
+    owners: dict[str, list[str]] = {}
+    for spec in _DATASETS.values():
+        for name in spec.options:
+            owners.setdefault(name, []).append(spec.name)
+    return owners
+
+
+def option_aliases() -> dict[str, str]:
+    """Older data keys → the option they became (``maze_size`` → ``size``), over all data sets."""
+    return {opt.alias: name for spec in _DATASETS.values()
+            for name, opt in spec.options.items() if opt.alias}
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -95,6 +146,11 @@ def get_dataset(name: str) -> DatasetSpec:
         return _DATASETS[name]
     except KeyError:
         raise ConfigError(choices_message("data set", name, sorted(_DATASETS))) from None
+
+
+def find_dataset(name: str) -> DatasetSpec | None:
+    """The record of data set ``name``, or None when there is none (no error)."""
+    return _DATASETS.get(name)
 
 
 def list_datasets() -> list[str]:
@@ -133,12 +189,16 @@ register_dataset(DatasetSpec(
 register_dataset(DatasetSpec(
     "mazes", 3, None, 2, "maze", _MAZES, 50,
     side_of_size="recurdepth.data.mazes.generate:image_side",
-    files="recurdepth.data.fingerprint:maze_files",
+    files="recurdepth.data.fingerprint:maze_files", options=MAZE_OPTIONS,
+    present="recurdepth.data.mazes.dataset:maze_data_present",
+    preparer="recurdepth.data.mazes.dataset:prepare_maze_data",
+    prepare_settings=("n_train", "n_test", "seed"),
+    how_to_make="recurdepth mazes generate --size {size} --data-root {root}",
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
 # Data sets that register themselves from their own module (imported last: they use the above).
 from recurdepth.data import sequences as _sequences  # noqa: E402,F401
 from recurdepth.data import strings as _strings  # noqa: E402,F401
 
-__all__ = ["DatasetSpec", "FileLister", "Loader", "get_dataset", "list_datasets",
-           "register_dataset"]
+__all__ = ["DataOption", "DatasetSpec", "FileLister", "Loader", "find_dataset", "get_dataset",
+           "list_datasets", "option_aliases", "option_owners", "register_dataset"]

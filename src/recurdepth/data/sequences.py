@@ -14,19 +14,20 @@ at both halves, so the second half must be read back from the first (2N position
 Every position is labelled and counts; an example is right when all its positions are (the
 per-position task of :mod:`recurdepth.data.strings`). The same (seed, size, split, count) always
 gives byte-identical arrays; a run's data fingerprint is their checksum. Inputs are stored like
-images, ``uint8 (N, 1, 1, positions)``, with mean 0 and std 1/255 so that the model receives
-the token ids exactly as floats (the transformer's stem embeds them).
+images, ``uint8 (N, 1, 1, positions)``, and reach the model as the token ids, exactly, as
+floats (the task's input range is 1; the transformer's stem embeds them).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recurdepth.data.options import DataOption
 from recurdepth.data.registry import DatasetSpec, register_dataset
-from recurdepth.data.strings import PerPositionTask
+from recurdepth.data.strings import PerPosition
 from recurdepth.data.tasks import register_task
 from recurdepth.errors import ConfigError
 
@@ -129,7 +130,7 @@ def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: i
     """
     import torch
 
-    digits = check_digits(size if size is not None else 0, "data.maze_size (the number of digits)")
+    digits = check_digits(size if size is not None else 0, "data.options.size (the number of digits)")
     n = N_TRAIN if split == "train" else N_TEST
     tokens, labels = generate(name, split, n, digits, DATA_SEED)
     if limit is not None:
@@ -150,17 +151,34 @@ def sequence_files(name: str, root: str, sizes: tuple[int, ...]) -> dict[str, st
     return out
 
 
-class SequenceTask(PerPositionTask):
-    """The per-position task on token sequences: sizes are numbers of digits (1..MAX_DIGITS)."""
+@register_task
+class SequenceTask(PerPosition):
+    """Per-position labels on token sequences; exact match; sizes are numbers of digits."""
 
-    def check_size(self, size: int, key: str) -> None:
-        """ConfigError naming ``key`` unless ``size`` is a number of digits in 1..MAX_DIGITS."""
-        check_digits(size, key)
+    name = "sequence"
+    input_range = 1.0  # token ids are stored as they are: the model's stem embeds them
+
+    def size_text(self, size: int) -> str:
+        """How reports name examples of ``size``: ``24-digit operands``."""
+        return f"{size}-digit operands"
 
 
-register_task(SequenceTask("sequence", per_pixel=True, sized=True, augmented=False))
+def _digits_rule(value: Any) -> str | None:
+    return None if 1 <= value <= MAX_DIGITS else f"a number of digits in 1..{MAX_DIGITS} (the cap)"
 
-_COMMON = dict(mean=(0.0,), std=(1.0 / 255.0,), files="recurdepth.data.sequences:sequence_files")
+
+# The keys (and their older aliases) are the mazes' and strings' ones, so the project's sized-task
+# code (example size, second test size) serves sequences too.
+SEQUENCE_OPTIONS = {
+    "size": DataOption(8, "operand digits (copy: sequence digits) the run trains on (1..N) and "
+                          "tests on (exactly N)", rule=_digits_rule, alias="maze_size"),
+    "eval_size": DataOption(None, "also evaluate on examples of this many digits (e.g. 16)",
+                            nullable=True, rule=_digits_rule, alias="eval_maze_size",
+                            resumable=True),
+}
+
+_COMMON: dict[str, Any] = dict(files="recurdepth.data.sequences:sequence_files",
+                               options=SEQUENCE_OPTIONS)
 register_dataset(DatasetSpec(
     "addition", 1, None, 10, "sequence", "recurdepth.data.sequences:load_tensors", 128,
     side_of_size="recurdepth.data.sequences:addition_positions", **_COMMON,
@@ -181,6 +199,6 @@ def copy_positions(digits: int) -> int:
     return positions("copy", digits)
 
 
-__all__ = ["DATA_SEED", "MAX_DIGITS", "N_TEST", "N_TRAIN", "SEPARATOR", "VOCAB", "SequenceTask", "addition",
+__all__ = ["DATA_SEED", "MAX_DIGITS", "N_TEST", "N_TRAIN", "SEPARATOR", "SEQUENCE_OPTIONS", "VOCAB", "SequenceTask", "addition",
            "addition_positions", "check_digits", "copy_digits", "copy_positions", "generate",
            "load_tensors", "positions", "sequence_files"]

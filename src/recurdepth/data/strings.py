@@ -15,13 +15,13 @@ position, every position counts, a string is right only when all its positions a
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from recurdepth.data.options import DataOption
 from recurdepth.data.registry import DatasetSpec, register_dataset
-from recurdepth.data.tasks import Task, register_task
+from recurdepth.data.tasks import DenseTask, register_task
 from recurdepth.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: i
     """
     import torch
 
-    length = check_length(size if size is not None else 0, "data.maze_size (the string length)")
+    length = check_length(size if size is not None else 0, "data.options.size (the string length)")
     n = N_TRAIN if split == "train" else N_TEST
     bits, labels = generate(name, n, length, split_seed(split))
     if limit is not None:
@@ -115,51 +115,42 @@ def string_side(length: int) -> int:
     return check_length(length)
 
 
-@dataclass(frozen=True)
-class PerPositionTask(Task):
+@register_task
+class PerPosition(DenseTask):
     """A label at every position of a string; all positions count; exact match over the string."""
 
-    spatial_dims = 1  # positions per example: the length (a class attribute, not a field)
+    name = "per_position"
+    spatial_dims = 1  # positions per example: the length
+    sized = True
+    augmented = False
+    input_range = 1.0  # bits are stored as 0/1: the network sees exactly 0.0 and 1.0
 
-    def check_size(self, size: int, key: str) -> None:
-        """ConfigError naming ``key`` unless ``size`` is a string length in 1..MAX_LENGTH."""
-        check_length(size, key)
-
-    def mask(self, x: Tensor) -> Tensor | None:
-        """Every position counts: no mask."""
-        return None
-
-    def correct(self, logits: Tensor, y: Tensor, x: Tensor) -> Tensor:
-        """Bool (N,): strings whose every position is predicted right."""
-        return (logits.argmax(1) == y).flatten(1).all(dim=1)
-
-    def loss_terms(self, logits: Tensor, y: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Summed cross-entropy over every position, and the number of positions."""
-        import torch.nn.functional as F
-
-        per = F.cross_entropy(logits.float(), y, reduction="none")
-        return per.sum(), per.new_tensor(float(per.numel()))
-
-    def chance(self, num_classes: int) -> float:
-        """Guessing solves (1/2)^L of the strings: 0 for any useful length."""
-        return 0.0
-
-    def outputs_per_sample(self, num_classes: int, side: int) -> int:
-        """Logits per string of ``side`` bits: ``num_classes`` per position."""
-        return num_classes * side
+    def size_text(self, size: int) -> str:
+        """How reports name examples of ``size``: ``64-bit strings``."""
+        return f"{size}-bit strings"
 
 
-register_task(PerPositionTask("per_position", per_pixel=True, sized=True, augmented=False))
+def _length_rule(value: Any) -> str | None:
+    return None if 1 <= value <= MAX_LENGTH else f"a string length in 1..{MAX_LENGTH} bits"
 
-# Inputs are bits 0/1 stored as uint8; mean 0 and std 1/255 undo the pipeline's x/255, so the
-# network sees exactly 0.0 and 1.0 as in Bansal et al.
+
+# The string data sets' options; the keys (and their older aliases) are the mazes' ones, so the
+# project's sized-task code (example size, second test size) serves both.
+STRING_OPTIONS = {
+    "size": DataOption(32, "string length the run trains and tests on, in bits (Bansal et al. "
+                           "train on 32)", rule=_length_rule, alias="maze_size"),
+    "eval_size": DataOption(None, "also evaluate on strings of this length (e.g. 64)",
+                            nullable=True, rule=_length_rule, alias="eval_maze_size",
+                            resumable=True),
+}
+
 register_dataset(DatasetSpec(
     "prefix_sums", 1, None, 2, "per_position", "recurdepth.data.strings:load_tensors", 100,
-    mean=(0.0,), std=(1.0 / 255.0,), side_of_size=string_side,
-    files="recurdepth.data.strings:string_files",
+    side_of_size=string_side, files="recurdepth.data.strings:string_files",
+    options=STRING_OPTIONS,
     description="prefix sums of random bit strings (Bansal et al. 2022), generated from a seed"))
 
 
-__all__ = ["DATA_SEED", "KINDS", "MAX_LENGTH", "N_TEST", "N_TRAIN", "PerPositionTask",
+__all__ = ["DATA_SEED", "KINDS", "MAX_LENGTH", "N_TEST", "N_TRAIN", "PerPosition", "STRING_OPTIONS",
            "check_length", "generate", "load_tensors", "parity", "prefix_sums", "random_bits",
            "split_seed", "string_files", "string_side"]

@@ -43,12 +43,18 @@ if TYPE_CHECKING:
     import torch
 
 EXPERIMENT_KEYS = ("name", "description", "trials", "base", "grid", "rules", "prepare")
-PREPARE_KEYS = {"mazes": ("n_train", "n_test", "seed")}
+def prepare_keys() -> dict[str, tuple[str, ...]]:
+    """Data sets an experiment may generate (``prepare:`` entries) and their settings."""
+    from recurdepth.data.registry import get_dataset, list_datasets
+
+    return {name: get_dataset(name).prepare_settings for name in list_datasets()
+            if get_dataset(name).generated}
+
 
 # Short labels used in run names, e.g. "recurrent-d8-t0".
 _NAME_PREFIX = {"effective_depth": "d", "iters": "it", "width": "w", "maze_size": "s",
-                "eval_maze_size": "es", "dilation": "dil", "lr": "lr", "epochs": "ep",
-                "batch_size": "bs", "train_limit": "n"}
+                "eval_maze_size": "es", "size": "s", "eval_size": "es", "dilation": "dil", "lr": "lr",
+                "epochs": "ep", "batch_size": "bs", "train_limit": "n"}
 
 
 def canonical_json(obj: Any) -> str:
@@ -174,9 +180,10 @@ class Experiment:
             rules.append({"when": dict(rule.get("when") or {}), "set": dict(rule["set"])})
         prepare = dict(d.get("prepare") or {})
         for kind, opts in prepare.items():
-            if kind not in PREPARE_KEYS:
-                raise ConfigError(choices_message("'prepare' entry", kind, PREPARE_KEYS) + where)
-            check_keys(opts or {}, PREPARE_KEYS[kind], f"prepare.{kind}", where)
+            preparable = prepare_keys()
+            if kind not in preparable:
+                raise ConfigError(choices_message("'prepare' entry", kind, preparable) + where)
+            check_keys(opts or {}, preparable[kind], f"prepare.{kind}", where)
             prepare[kind] = dict(opts or {})
         return cls(name=name.strip(), base=copy.deepcopy(dict(base)), grid=grid, trials=trials,
                    rules=rules, prepare=prepare, description=str(d.get("description", "")).strip(),

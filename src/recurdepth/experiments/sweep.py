@@ -87,34 +87,34 @@ def _epochs_done(task: Task) -> int:
         return 0
 
 
-def _maze_sizes(runs: list[RunSpec]) -> set[tuple[str, int]]:
-    sizes = set()
+def _needed_data(runs: list[RunSpec]) -> set[tuple[str, str, int]]:
+    """(data set, root, size) of every generated data set the runs read."""
+    from recurdepth.data.registry import get_dataset
+
+    needed = set()
     for r in runs:
-        data = r.config.data
-        if data.name != "mazes":
-            continue
-        for size in (data.maze_size, getattr(data, "eval_maze_size", None)):
-            if size is not None:
-                sizes.add((str(data.root), int(size)))
-    return sizes
+        spec = get_dataset(r.config.data.name)
+        if spec.generated:
+            needed.update((spec.name, str(r.config.data.root), int(size))
+                          for size in r.config.example_sizes())
+    return needed
 
 
-def _maze_data_present(root: str, size: int) -> bool:
-    from recurdepth.data.mazes import maze_dir, published_dir
+def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, str, int]]:
+    """Generated data sets to make, as (data set, root, size); DataError if one is missing and
+    the experiment cannot make it (no ``prepare: {<data set>: ...}`` entry)."""
+    from recurdepth.data.registry import get_dataset
 
-    return ((maze_dir(root, size) / "manifest.json").is_file()
-            or (published_dir(root, size, "test") / "inputs.npy").is_file())
-
-
-def check_data(experiment: Experiment, runs: list[RunSpec]) -> list[tuple[str, int]]:
-    """Maze data sets to generate; DataError if one is missing and the experiment cannot make it."""
-    missing = sorted(s for s in _maze_sizes(runs) if not _maze_data_present(*s))
-    if missing and "mazes" not in experiment.prepare:
-        root, size = missing[0]
-        raise DataError(f"maze data of size {size} is missing under {root}; run `recurdepth mazes "
-                        f"generate --size {size} --out {Path(root) / f'mazes_{size}'}` first, or "
-                        f"add 'prepare: {{mazes: {{n_train: ..., n_test: ...}}}}' to the "
-                        f"experiment")
+    missing = sorted((name, root, size) for name, root, size in _needed_data(runs)
+                     if get_dataset(name).missing_sizes(root, (size,)))
+    for name, root, size in missing:
+        if name not in experiment.prepare:
+            spec = get_dataset(name)
+            settings = ", ".join(f"{k}: ..." for k in spec.prepare_settings)
+            make = spec.how_to_make.format(size=size, root=root)
+            raise DataError(f"{name} data of size {size} is missing under {root}; run `{make}` "
+                            f"first, or add 'prepare: {{{name}: {{{settings}}}}}' to the "
+                            f"experiment")
     return missing
 
 
@@ -131,7 +131,7 @@ def check_stored_data(runs: list[RunSpec]) -> None:
         data = run.config.data
         spec = get_dataset(data.name)
         key = (data.name, str(data.root), bool(data.download))
-        if run.config.task.sized or spec.streamed or key in seen:
+        if spec.generated or spec.streamed or key in seen:
             continue
         seen.add(key)
         root = Path(data.root)
@@ -145,20 +145,13 @@ def check_stored_data(runs: list[RunSpec]) -> None:
             raise
 
 
-def prepare_data(experiment: Experiment, missing: list[tuple[str, int]], *,
+def prepare_data(experiment: Experiment, missing: list[tuple[str, str, int]], *,
                  progress: bool = True) -> None:
-    """Generate the missing maze data sets with the experiment's ``prepare.mazes`` sizes."""
-    if not missing:
-        return
-    from recurdepth.data.mazes import generate_dataset, maze_dir
+    """Make the missing generated data sets with the experiment's ``prepare.<data set>`` settings."""
+    from recurdepth.data.registry import get_dataset
 
-    opts = experiment.prepare["mazes"]
-    for root, size in missing:
-        if progress:
-            tqdm.write(f"generating mazes of size {size} under {root} "
-                       f"({opts.get('n_train', 50000)} train, {opts.get('n_test', 10000)} test)")
-        generate_dataset(maze_dir(root, size), size=size, progress=progress,
-                         **{k: int(v) for k, v in opts.items()})
+    for name, root, size in missing:
+        get_dataset(name).prepare(root, size, progress=progress, **experiment.prepare[name])
 
 
 def run_sweep(experiment: Experiment, out_dir: str | Path | None = None, *,

@@ -16,11 +16,12 @@ from typing import Any
 from recurdepth.errors import DataError
 from recurdepth.experiments.spec import canonical_json
 from recurdepth.experiments.store import RunRecord
+from recurdepth.training.config import stored_example_size
 from recurdepth.training.tracking import EVAL_FILE, read_evals
 
 # Grid keys that place a group inside a panel rather than defining a panel of its own.
 _WITHIN_PANEL = ("model.mode", "model.effective_depth", "model.iters", "trial", "seed")
-_PANEL_KEYS_SHOWN_ELSEWHERE = ("model.family", "data.name", "data.maze_size")
+_PANEL_KEYS_SHOWN_ELSEWHERE = ("model.family", "data.name", "data.maze_size", "data.options.size")
 
 
 def mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -52,11 +53,11 @@ class EvalSetting:
     maze_size: int | None = None
     limit: int | None = None
 
-    def label(self) -> str:
+    def label(self, dataset: str | None = None) -> str:
         """``test split``, ``test split, mazes 13x13`` or ``train split, first 100 samples``."""
         text = f"{self.split} split"
         if self.maze_size is not None:
-            text += f", mazes {self.maze_size}x{self.maze_size}"
+            text += f", {size_text(dataset, self.maze_size)}"
         if self.limit is not None:
             text += f", first {self.limit:,} samples"
         return text
@@ -65,6 +66,15 @@ class EvalSetting:
         """Test before train, then by maze size, the whole split before a limited one."""
         return ({"test": "0", "train": "1"}.get(self.split, self.split), self.maze_size or 0,
                 -1 if self.limit is None else self.limit)
+
+
+def size_text(dataset: str | None, size: int) -> str:
+    """How the data set's task names examples of ``size`` (default: ``mazes 9x9``)."""
+    from recurdepth.data.registry import list_datasets
+    from recurdepth.data.tasks import task_of
+
+    named = getattr(task_of(dataset), "size_text", None) if dataset in list_datasets() else None
+    return named(size) if named is not None else f"mazes {size}x{size}"
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,7 @@ class SavedEval:
 
 def trained_setting(config: dict[str, Any]) -> EvalSetting:
     """The setting of a run's own final evaluation: its test split (at its maze size)."""
-    data = config.get("data", {})
-    return EvalSetting("test", data.get("maze_size") if data.get("name") == "mazes" else None)
+    return EvalSetting("test", stored_example_size(config))
 
 
 def iteration_stats(curves: Sequence[Sequence[float]]) -> list[tuple[int, float, float | None, int]]:
@@ -143,10 +152,8 @@ class GroupStat:
 
 def dataset_label(config: dict[str, Any]) -> str:
     """``cifar10``, or ``mazes 9x9`` for mazes (the maze size matters as much as the data set)."""
-    data = config.get("data", {})
-    if data.get("name") == "mazes":
-        return f"mazes {data.get('maze_size')}x{data.get('maze_size')}"
-    return str(data.get("name"))
+    name, size = config.get("data", {}).get("name"), stored_example_size(config)
+    return str(name) if size is None else f"{name} {size}x{size}"
 
 
 def _panel(record: RunRecord) -> tuple[str, dict[str, Any]]:
@@ -219,6 +226,28 @@ def _saved_eval(entry: Any) -> tuple[EvalSetting, int, SavedEval] | str:
         float(acc), None if per_iter is None else [float(v) for v in per_iter], ints["samples"])
 
 
+def in_run_evals(config: dict[str, Any], result: dict[str, Any]) -> dict[EvalSetting, SavedEval]:
+    """A run's own final evaluations as saved ones, when they say more than its test accuracy.
+
+    They count when the run was also tested at a second size (``data.eval_maze_size``): then
+    its results at the trained and the second size (curves to ``train.eval_iters``) join the
+    evaluation tables, which give accuracy per size x iteration and the best iteration.
+    """
+    limit = config.get("data", {}).get("test_limit")
+    per, other = result.get("test_acc_per_iter"), result.get("eval_maze_size")
+    out: dict[EvalSetting, SavedEval] = {}
+    if not _is_int(other) or not _is_num(result.get("test_acc")):
+        return out
+    size = result.get("maze_size")
+    out[EvalSetting("test", size if _is_int(size) else None, limit)] = SavedEval(
+        float(result["test_acc"]), [float(v) for v in per] if per else None, None)
+    if _is_int(other) and _is_num(result.get("eval_maze_acc")):
+        curve = result.get("eval_maze_acc_per_iter")
+        out[EvalSetting("test", other, limit)] = SavedEval(
+            float(result["eval_maze_acc"]), [float(v) for v in curve] if curve else None, None)
+    return out
+
+
 def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -268,7 +297,7 @@ def group_results(records: Iterable[RunRecord],
             if g.iters is None:
                 g.iters = rec.result.get("iters")
             saved = saved_evals.get(rec.id, {})
-            for setting, ev in saved.items():
+            for setting, ev in {**in_run_evals(rec.config, rec.result), **saved}.items():
                 g.evals.setdefault(setting, []).append(ev)
             per_iter = rec.result.get("test_acc_per_iter") or []
             longer = saved.get(g.trained_setting)
@@ -309,5 +338,5 @@ def fmt_int(value: int | None) -> str:
 
 
 __all__ = ["EvalSetting", "GroupStat", "RunCurve", "SavedEval", "dataset_label", "fmt_acc",
-           "fmt_int", "group_results", "iteration_stats", "load_saved_evals", "mean_se", "panels",
+           "fmt_int", "group_results", "in_run_evals", "iteration_stats", "load_saved_evals", "mean_se", "panels",
            "trained_setting"]

@@ -56,14 +56,15 @@ class DataConfig:
     name: str = "mazes"
     root: str = "data"
     download: bool = False
-    maze_size: int = 9
+    # The data set's own options (recurdepth.data.registry: each record declares them), e.g.
+    # mazes: size, eval_size, shift (older keys data.maze_size, data.eval_maze_size,
+    # data.maze_shift still work).
+    options: dict[str, Any] = field(default_factory=dict)
     train_limit: int | None = None  # first N training samples (tiny runs, tests)
     test_limit: int | None = None
     crop_padding: int | None = None  # None: the paper's augmentation for the data set
     hflip: bool | None = None
     vflip: bool | None = None  # not in the paper; see recurdepth.data.augment
-    eval_maze_size: int | None = None  # also evaluate on mazes of this size (e.g. 13)
-    maze_shift: int = 0  # training mazes shifted by up to N px on a canvas 2N px larger
     workers: int = 4  # ImageNet DataLoader workers
 
 
@@ -155,15 +156,29 @@ class RunConfig:
 
         return task_of(self.data.name)
 
+    def data_option(self, key: str) -> Any:
+        """``data.options.<key>``, or the data set's default for it when not given."""
+        from recurdepth.data.registry import get_dataset
+
+        options = get_dataset(self.data.name).options
+        if key not in options:
+            raise ConfigError(f"data set {self.data.name!r} has no option {key!r}; valid options: "
+                              f"{', '.join(options) or 'none'}")
+        return self.data.options.get(key, options[key].default)
+
     def example_size(self) -> int | None:
-        """The size the training examples are made at (data.maze_size); None for other tasks."""
-        return self.data.maze_size if self.task.sized else None
+        """The size the training examples are made at (data.options.size); None if unsized."""
+        return self.data_option("size") if self.task.sized else None
+
+    def eval_size(self) -> int | None:
+        """The second test size of a sized task (data.options.eval_size), or None."""
+        return self.data_option("eval_size") if self.task.sized else None
 
     def example_sizes(self) -> tuple[int, ...]:
-        """Every example size the run reads: trained on, and tested on (data.eval_maze_size)."""
+        """Every example size the run reads: trained on, and tested on (data.options.eval_size)."""
         if not self.task.sized:
             return ()
-        sizes = (self.data.maze_size, self.data.eval_maze_size)
+        sizes = (self.example_size(), self.eval_size())
         return tuple(dict.fromkeys(s for s in sizes if s is not None))
 
     def name_prefix(self) -> str:
@@ -220,8 +235,6 @@ LIMITS: dict[str, Limit] = {
     "model.iters": Limit(1, MAX_ITERS),
     "model.width": Limit(1, MAX_WIDTH),
     "model.dilation": Limit(1, 1024),
-    "data.maze_size": Limit(3, 1001),
-    "data.eval_maze_size": Limit(3, 1001),
     "data.train_limit": Limit(1, 2**40),
     "data.test_limit": Limit(1, 2**40),
     "data.crop_padding": Limit(0, 64),
@@ -348,6 +361,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(d, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys, got {d!r}")
+    if cls is DataConfig:
+        d = _data_aliases_to_options(d)
     types_ = _field_types(cls)
     kwargs: dict[str, Any] = {}
     for key, value in d.items():
@@ -361,6 +376,43 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
         else:
             kwargs[key] = _coerce(value, tp, full)
     return cls(**kwargs)
+
+
+# The data keys before data options (issue 18) and the value every run stored for them: a data
+# set without such an option ignores them at that value (old config files of classification runs
+# hold data.maze_size: 9); another value is refused by the data set's option check.
+LEGACY_DATA_KEYS: dict[str, Any] = {"maze_size": 9, "eval_maze_size": None, "maze_shift": 0}
+
+
+def _data_aliases_to_options(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A data section with its older keys (``maze_size``) moved into ``options`` (``size``)."""
+    from recurdepth.data.registry import option_aliases
+
+    aliases = option_aliases()
+    out = dict(d)
+    options = dict(out.get("options") or {})
+    name = out.get("name", DataConfig.name)
+    for old, new in aliases.items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        if LEGACY_DATA_KEYS.get(old, object()) == value and not _declares(name, new):
+            continue
+        if new in options and options[new] != value:
+            raise ConfigError(f"data.{old}={value} and data.options.{new}={options[new]} "
+                              f"disagree: give only one (data.{old} is the older name)")
+        options[new] = value
+    if options or "options" in out:
+        out["options"] = options
+    return out
+
+
+def _declares(dataset: Any, option: str) -> bool:
+    """True when data set ``dataset`` (registered or not) declares ``option``."""
+    from recurdepth.data.registry import find_dataset
+
+    spec = find_dataset(dataset) if isinstance(dataset, str) else None
+    return spec is None or option in spec.options
 
 
 def _parse_override(raw: str, tp: Any) -> Any:
@@ -395,9 +447,17 @@ def override_type(key: str) -> Any:
             if (len(parts) == 3 and parts[1] in section
                     and typing.get_origin(section[parts[1]]) is dict):
                 return Any  # a free-form mapping such as model.options: the family checks it
+            if len(parts) == 2 and parts[0] == "data" and parts[1] in _option_aliases():
+                return Any  # an older name of a data option (data.maze_size): the data set checks it
         elif len(parts) == 1:
             return tp
     raise ConfigError(choices_message("config key", key, config_keys()))
+
+
+def _option_aliases() -> dict[str, str]:
+    from recurdepth.data.registry import option_aliases
+
+    return option_aliases()
 
 
 def split_override(text: str) -> tuple[str, str]:
@@ -451,8 +511,11 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | Iterable[str]
     else:
         items = [parse_override(text) for text in overrides]
     d = cfg.to_dict()
+    aliases = _option_aliases()
     for key, value in items:
         parts = key.split(".")
+        if len(parts) == 2 and parts[0] == "data" and parts[1] in aliases:
+            parts = ["data", "options", aliases[parts[1]]]  # the older name: later keys win
         if len(parts) == 3:  # a free-form mapping such as model.options: the family checks names
             d[parts[0]][parts[1]] = {**(d[parts[0]][parts[1]] or {}), parts[2]: value}
         elif len(parts) == 2:
@@ -576,19 +639,12 @@ def resolve(cfg: RunConfig) -> RunConfig:
 
 
 def _resolve_data(r: RunConfig, data: Any) -> None:
-    """Validate the data options and fill the data set's default augmentation (in place)."""
+    """Check the data set's options and fill its default augmentation (in place)."""
+    from recurdepth.data.options import resolve_options
+    from recurdepth.data.registry import option_owners
+
     task = r.task
-    if task.sized:
-        for key in ("maze_size", "eval_maze_size"):
-            size = getattr(r.data, key)
-            if size is not None:
-                task.check_size(size, f"data.{key}")
-    else:
-        for key in ("maze_shift", "eval_maze_size"):
-            if getattr(r.data, key):
-                raise ConfigError(f"data.{key} is only for {_sized_runs()} runs")
-    if r.data.maze_shift < 0:
-        raise ConfigError(f"data.maze_shift must be >= 0, got {r.data.maze_shift}")
+    r.data.options = resolve_options(data, r.data.options, option_owners())
     if not task.augmented:
         if r.data.crop_padding or r.data.hflip or r.data.vflip:
             raise ConfigError(f"data set {data.name!r} is not augmented ({task.name} task): leave "
@@ -601,13 +657,6 @@ def _resolve_data(r: RunConfig, data: Any) -> None:
             r.data.hflip = data.hflip
         if r.data.vflip is None:
             r.data.vflip = data.vflip
-
-
-def _sized_runs() -> str:
-    """The tasks whose examples come in sizes, for error messages (``maze``)."""
-    from recurdepth.data.tasks import TASKS
-
-    return " or ".join(name for name, task in TASKS.items() if task.sized)
 
 
 def _resolve_training(r: RunConfig, data: Any) -> None:
@@ -710,6 +759,19 @@ def _resolve_options(model: ModelConfig, defaults: Mapping[str, Any]) -> None:
     model.dilation = None
 
 
+def stored_example_size(config: Mapping[str, Any]) -> int | None:
+    """The example size of a stored config dict (any version), None for unsized tasks."""
+    from recurdepth.data.registry import find_dataset
+    from recurdepth.data.tasks import get_task
+
+    data = config.get("data") or {}
+    spec = find_dataset(data.get("name", DataConfig.name))
+    if spec is None or not get_task(spec.task).sized:
+        return None
+    size = (data.get("options") or {}).get("size", data.get("maze_size"))
+    return spec.options["size"].default if size is None else size
+
+
 def resolve_portable(cfg: RunConfig) -> RunConfig:
     """``cfg`` with every learning field resolved but ``runtime`` as given (valid on any device)."""
     r = resolve_on(cfg, "cpu")
@@ -748,16 +810,19 @@ def resolve_eval_iters(value: int | str | None, iters: int | None) -> int | None
 
 # Keys that may change between an interrupted run and its resumption without changing what is
 # learned: they are not part of a run's identity (raising train.epochs continues the same run).
+# Data options say so themselves (DataOption.resumable, e.g. data.options.eval_size).
 RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "train.epochs",
                      "train.eval_batch_size", "train.eval_iters", "train.eval_every",
-                     "train.eval_train_limit",
-                     "data.eval_maze_size")
+                     "train.eval_train_limit")
 
 
 # Keys added after runs were made: at their default they stay out of the identity, so the hash of
 # every run made before them is unchanged (tests/test_run_identity.py, tests/fixtures/runs).
 ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0,
                               "optim.schedule": "step", "optim.cosine_epochs": None}
+# Identity keys every run had before data options existed: a data set without the option keeps
+# the value all its runs were hashed with (classification runs: data.maze_size 9).
+LEGACY_IDENTITY: dict[str, Any] = {"data.maze_size": 9, "data.maze_shift": 0}
 
 
 def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -776,8 +841,27 @@ def protocol_dict(cfg: RunConfig) -> dict[str, Any]:
                 flat[f"{section}.{k}"] = v
         else:
             flat[section] = value
+    flat.update(_data_options_identity(cfg.data.name, flat.pop("data.options")))
+    for k, v in LEGACY_IDENTITY.items():
+        flat.setdefault(k, v)
     return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES
             and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
+
+
+def _data_options_identity(dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Identity keys of the data options: under their older name where they have one
+    (``data.maze_size``), so runs made before data options keep their hash; resumable ones out."""
+    from recurdepth.data.registry import find_dataset
+
+    spec = find_dataset(dataset)
+    declared = spec.options if spec is not None else {}
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        opt = declared.get(name)
+        if opt is not None and opt.resumable:
+            continue
+        out[f"data.{opt.alias}" if opt is not None and opt.alias else f"data.options.{name}"] = value
+    return out
 
 
 run_identity = protocol_dict

@@ -79,12 +79,12 @@ def _split_limit(cfg: RunConfig, split: str, limit: int | None) -> int | None:
 
 
 def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None = None,
-                  maze_size: int | None = None, device: str | None = None,
+                  size: int | None = None, device: str | None = None,
                   dist: Dist = SINGLE) -> Batches:
     """Batches of ``split``: shuffled and augmented when ``train``, else in file order, plain.
 
-    ``cfg`` must be resolved (:func:`recurdepth.training.config.resolve`). ``maze_size`` picks
-    another maze size than the one trained on (evaluation only). With ``dist`` of several
+    ``cfg`` must be resolved (:func:`recurdepth.training.config.resolve`). ``size`` picks
+    another example size than the one trained on (evaluation only; sized tasks such as mazes). With ``dist`` of several
     processes, ImageNet training batches are this process's share (a DistributedSampler); other
     data sets yield the global batches, which the training loop slices.
     """
@@ -102,7 +102,7 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
             loader = _imagenet_subset_loader(loader, cfg, limit, train=train, dist=dist,
                                              drop_last=drop_last)
         return LoaderBatches(loader, seed=cfg.seed, device=device, rank=dist.rank)
-    size = (maze_size or cfg.data.maze_size) if cfg.task.sized else None
+    size = (size or cfg.example_size()) if cfg.task.sized else None
     inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
                                         download=cfg.data.download)
     if len(inputs) == 0:
@@ -112,7 +112,8 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
     augment = augment_config(cfg) if train else None
     mean, std = info.mean, info.std
     return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,
-                         mean=mean, std=std, device=device, seed=cfg.seed,
+                         mean=mean, std=std, input_range=cfg.task.input_range,
+                         device=device, seed=cfg.seed,
                          drop_last=train and cfg.train.drop_last)
 
 
@@ -137,7 +138,7 @@ def _imagenet_subset_loader(loader: torch.utils.data.DataLoader, cfg: RunConfig,
 def augment_config(cfg: RunConfig) -> AugmentConfig:
     """The training augmentation of a resolved config."""
     return AugmentConfig(crop_padding=cfg.data.crop_padding or 0, hflip=bool(cfg.data.hflip),
-                         vflip=bool(cfg.data.vflip), shift=cfg.data.maze_shift)
+                         vflip=bool(cfg.data.vflip), shift=int(cfg.data.options.get("shift", 0)))
 
 
 def build_run_data(cfg: RunConfig, dist: Dist = SINGLE) -> RunData:
@@ -148,7 +149,8 @@ def build_run_data(cfg: RunConfig, dist: Dist = SINGLE) -> RunData:
         train_eval = TensorBatches(train.inputs, train.targets,
                                    batch_size=cfg.train.eval_batch_size, shuffle=False,
                                    augment=None, mean=train.mean, std=train.std,
-                                   device=train.device, seed=cfg.seed)
+                                   input_range=train.input_range, device=train.device,
+                                   seed=cfg.seed)
     else:
         train_eval = build_batches(cfg, "train", train=False)
     test = build_batches(cfg, "test", train=False)
@@ -172,7 +174,7 @@ def train_subset(cfg: RunConfig, data: RunData) -> Batches | None:
         n = min(int(limit), full.num_samples)
         return TensorBatches(full.inputs[:n], full.targets[:n], batch_size=full.batch_size,
                              shuffle=False, augment=None, mean=full.mean, std=full.std,
-                             device=full.device, seed=cfg.seed)
+                             input_range=full.input_range, device=full.device, seed=cfg.seed)
     return build_batches(cfg, "train", train=False, limit=int(limit))
 
 

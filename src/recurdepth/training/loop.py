@@ -131,33 +131,48 @@ def train_step(model: nn.Module, x: Tensor, y: Tensor, optimizer: torch.optim.Op
     if not opts.presharded:
         x, y = dist.shard(x, y)
     x = prepare_input(x, opts.channels_last)
-    with autocast(x.device, opts.amp):
-        terms = opts.objective.loss_terms(model, x, y, opts.task)
-    n_correct = count_correct(terms.logits, y, x, task=opts.task)
-    if dist.enabled:
-        # x world size: DDP averages gradients over processes, this makes it a global-batch mean.
-        loss = terms.total / dist.all_sum(terms.denom).clamp_min(1) * dist.world_size
-        share = loss.detach() / dist.world_size
-    else:
-        loss = terms.total / terms.denom.clamp_min(1)
-        share = loss.detach()
     optimizer.zero_grad(set_to_none=True)
-    _backward_and_step(model, loss, optimizer, opts)
+    share: Tensor | None = None
+    n_correct: Tensor | None = None
+    terms = opts.objective.terms(model, x, y, opts.task)
+    while True:  # each term's forward, then its backward (one DDP forward per backward)
+        with autocast(x.device, opts.amp):
+            term = next(terms, None)
+        if term is None:
+            break
+        if n_correct is None:  # the running accuracy counts the first term's logits
+            n_correct = count_correct(term.logits, y, x, task=opts.task)
+        total = term.total if term.weight == 1.0 else term.weight * term.total
+        if dist.enabled:
+            # x world size: DDP averages gradients over processes, this makes it a global-batch mean.
+            loss = total / dist.all_sum(term.denom).clamp_min(1) * dist.world_size
+            part = loss.detach() / dist.world_size
+        else:
+            loss = total / term.denom.clamp_min(1)
+            part = loss.detach()
+        share = part if share is None else share + part
+        _backward(loss, opts)
+    _step(model, optimizer, opts)
     return share, n_correct, n
 
 
-def _backward_and_step(model: nn.Module, loss: Tensor, optimizer: torch.optim.Optimizer,
-                       opts: StepOptions) -> None:
+def _backward(loss: Tensor, opts: StepOptions) -> None:
     scaler = opts.scaler
     if scaler is not None and scaler.is_enabled():
         scaler.scale(loss).backward()
+    else:
+        loss.backward()
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, opts: StepOptions) -> None:
+    scaler = opts.scaler
+    if scaler is not None and scaler.is_enabled():
         if opts.clip_grad_norm is not None:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
         return
-    loss.backward()
     if opts.clip_grad_norm is not None:
         nn.utils.clip_grad_norm_(model.parameters(), opts.clip_grad_norm)
     optimizer.step()

@@ -16,6 +16,7 @@ gradient (k = T - n), so every block still learns to continue from the state it 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -32,16 +33,18 @@ _SALT = 0x9E3779B97F4A7C15
 
 
 @dataclass(frozen=True)
-class StepLoss:
-    """This process's summed loss of a batch, its normaliser and the logits accuracy counts on."""
+class LossTerm:
+    """One term of a step's loss: ``weight * total / denom`` (``total``: this process's summed
+    loss, ``denom``: its normaliser), and the logits it was computed from."""
 
+    weight: float
     total: Tensor
     denom: Tensor
     logits: Tensor
 
 
 class Objective:
-    """The loss one training step minimises; subclasses set ``name`` and ``loss_terms``."""
+    """The loss one training step minimises; subclasses set ``name`` and ``terms``."""
 
     name: ClassVar[str]
     # False when some parameters may get no gradient in a step (a DDP wrapper must look for them).
@@ -53,9 +56,17 @@ class Objective:
     def set_epoch(self, seed: int, epoch: int) -> None:
         """Reseed the objective's randomness from ``(seed, epoch)`` (a resumed run draws the same)."""
 
-    def loss_terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> StepLoss:
-        """Forward ``x`` through ``model`` and return the summed loss terms of the batch."""
+    def terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> Iterator[LossTerm]:
+        """Forward ``x`` through ``model`` and yield the loss terms of the batch, one at a time.
+
+        The caller runs each term's backward pass before asking for the next: a DDP model then
+        sees one forward per backward, and the graphs are freed one by one.
+        """
         raise NotImplementedError
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> Tensor:
+        """The step's whole loss on one process (the weighted sum of its terms' means)."""
+        return sum(t.weight * t.total / t.denom.clamp_min(1) for t in self.terms(model, x, y, task))
 
 
 OBJECTIVES: dict[str, type[Objective]] = {}
@@ -99,10 +110,9 @@ class Final(Objective):
 
     name = "final"
 
-    def loss_terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> StepLoss:
+    def terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> Iterator[LossTerm]:
         logits = model(x)
-        total, denom = task.loss_terms(logits, y, x)
-        return StepLoss(total, denom, logits)
+        yield LossTerm(1.0, *task.loss_terms(logits, y, x), logits)
 
 
 @register_objective
@@ -110,7 +120,7 @@ class Progressive(Objective):
     """Bansal et al. 2022's progressive loss, weighted with the final loss by ``alpha``."""
 
     name = "progressive"
-    uses_every_parameter = False  # with n > 0 and alpha = 1 the stem gets no gradient
+    uses_every_parameter = False  # with n > 0 the stem gets no gradient from the progressive term
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__(alpha)
@@ -125,19 +135,17 @@ class Progressive(Objective):
         k = int(torch.randint(1, iters - n + 1, (), generator=self.generator))
         return (n, k) if recurrent else (n, iters - n)
 
-    def loss_terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> StepLoss:
+    def terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> Iterator[LossTerm]:
         net = unwrapped(model)
         iters = getattr(net, "iters", None)
         if not hasattr(net, "iterate") or iters is None:
             raise ConfigError(f"train.objective=progressive needs a model with iterations; "
                               f"family {getattr(net, 'family', '?')!r} has a fixed depth "
                               f"(use train.objective=final)")
-        n, k = self.draw(iters, net.recurrent)
-        parts: list[tuple[float, Tensor, Tensor]] = []
-        logits = None
+        n, k = self.draw(iters, net.recurrent)  # drawn first: the same draws for every alpha
         if self.alpha < 1.0:
             logits = model(x)
-            parts.append((1.0 - self.alpha, *task.loss_terms(logits, y, x)))
+            yield LossTerm(1.0 - self.alpha, *task.loss_terms(logits, y, x), logits)
         if self.alpha > 0.0:
             start = None
             if n > 0:
@@ -147,12 +155,8 @@ class Progressive(Objective):
                     (start,) = itertools.islice(net.iterate(x, iters), n - 1, n)
                 start = start.detach()
             out = model(x, k, start=start, first=n)
-            parts.append((self.alpha, *task.loss_terms(out, y, x)))
-            logits = out if logits is None else logits
-        # Both terms average over the same samples (or pixels): one normaliser serves both.
-        total = sum(w * t for w, t, _ in parts)
-        return StepLoss(total, parts[0][2], logits)
+            yield LossTerm(self.alpha, *task.loss_terms(out, y, x), out)
 
 
-__all__ = ["OBJECTIVES", "Final", "Objective", "Progressive", "StepLoss", "check_objective",
+__all__ = ["OBJECTIVES", "Final", "LossTerm", "Objective", "Progressive", "check_objective",
            "make_objective", "register_objective", "unwrapped"]

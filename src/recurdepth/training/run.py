@@ -326,12 +326,13 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
     if ev["note"]:
         out["note"] = ev["note"]
     out["train_acc"] = evaluate(model, cfg, train_eval, per_iter=False)["acc"]
-    if cfg.data.eval_maze_size is not None:  # resolve() allows it for sized tasks only
-        other = build_batches(cfg, "test", train=False, maze_size=cfg.data.eval_maze_size)
+    eval_size = cfg.eval_size()
+    if eval_size is not None:  # a second test size (sized tasks only)
+        other = build_batches(cfg, "test", train=False, size=eval_size)
         per = ev["acc_per_iter"]
         ev_other = evaluate(model, cfg, other, iters=len(per) if per else None,
                             per_iter=per is not None)
-        out.update(eval_maze_size=cfg.data.eval_maze_size, eval_maze_acc=ev_other["acc"])
+        out.update(eval_maze_size=eval_size, eval_maze_acc=ev_other["acc"])
         if per is not None:
             out["eval_maze_acc_per_iter"] = ev_other["acc_per_iter"]
     return out
@@ -416,12 +417,12 @@ def evaluate_saved(run_dir: str | os.PathLike, *, iters: int | None = None, spli
         cfg.data.root = data_root
     if maze_size is not None and not cfg.task.sized:
         raise ConfigError("--maze-size is only for maze runs")
-    batches = build_batches(cfg, split, train=False, limit=limit, maze_size=maze_size)
+    batches = build_batches(cfg, split, train=False, limit=limit, size=maze_size)
     out: dict[str, Any] = {"run_dir": str(run_dir), "split": split, "epoch": loaded.epoch,
                            "data": cfg.data.name, "trained_iters": cfg.model.iters,
                            "samples": getattr(batches, "num_samples", None)}
     if cfg.task.sized:
-        out["maze_size"] = maze_size or cfg.data.maze_size
+        out["maze_size"] = maze_size or cfg.example_size()
     if getattr(model, "recurrent", False):
         check_eval_memory(cfg, iters or cfg.model.iters)
     ev = evaluate(model, cfg, batches, iters=iters)

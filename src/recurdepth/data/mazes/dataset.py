@@ -444,12 +444,29 @@ def dataset_manifest(folder: str | os.PathLike) -> dict | None:
 
 
 
+def maze_data_present(name: str, root: str | os.PathLike, size: int) -> bool:
+    """The data-set registry's check for mazes: a generated or published set of ``size`` exists."""
+    return ((maze_dir(root, size) / MANIFEST).is_file()
+            or (published_dir(root, size, "test") / "inputs.npy").is_file())
+
+
+def prepare_maze_data(name: str, root: str | os.PathLike, size: int, *, progress: bool = True,
+                      n_train: int = 50000, n_test: int = 10000, seed: int = 0) -> None:
+    """The data-set registry's preparer for mazes: generate train/test splits of ``size``."""
+    if progress:
+        from tqdm import tqdm
+
+        tqdm.write(f"generating mazes of size {size} under {root} ({n_train} train, {n_test} test)")
+    generate_dataset(maze_dir(root, size), size=size, n_train=int(n_train), n_test=int(n_test),
+                     seed=int(seed), progress=progress)
+
+
 def load_tensors(name: str, root: str | os.PathLike, split: str, *, size: int | None = None,
                  limit: int | None = None, download: bool = False) -> tuple[Any, Any]:
     """The data-set registry's loader for mazes: uint8 inputs (N,3,H,W) and int64 solutions."""
     import torch
 
     if size is None:
-        raise ConfigError("maze data sets need a maze size (data.maze_size)")
+        raise ConfigError("maze data sets need a maze size (data.options.size)")
     ms = load_maze_split(root, size, split, limit=limit)
     return torch.from_numpy(ms.inputs), torch.from_numpy(ms.solutions).long()
