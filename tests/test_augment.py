@@ -208,3 +208,22 @@ def test_maze_shift_moves_maze_and_solution_together_from_seed_and_epoch() -> No
         AugmentConfig(shift=2, hflip=True)
     out, tgt = shift_in_canvas(mazes[:1], solutions[:1], 1, torch.tensor([1]), torch.tensor([1]))
     assert torch.equal(out[0, :, 1:7, 1:7], mazes[0]) and torch.equal(tgt[0, 1:7, 1:7], solutions[0])
+
+
+def test_strings_as_3d_uint8_tensors_batch_with_their_input_range():
+    """(N,C,L) bit strings: scaled by the task's input range (1 for bits), never augmented."""
+    import torch as _torch
+
+    from recurdepth.data.augment import AugmentConfig, TensorBatches
+
+    bits = _torch.randint(0, 2, (5, 1, 7), dtype=_torch.uint8)
+    batches = TensorBatches(bits, _torch.zeros(5, 7), batch_size=2, shuffle=False, augment=None,
+                            input_range=1.0)
+    x = _torch.cat([b for b, _ in batches])
+    assert x.shape == (5, 1, 7) and _torch.equal(x, bits.float())
+    halves = TensorBatches(bits, _torch.zeros(5, 7), batch_size=5, shuffle=False, augment=None,
+                           mean=(0.5,), std=(0.5,), input_range=1.0)
+    assert _torch.equal(next(iter(halves))[0], bits.float() * 2 - 1)
+    with pytest.raises(ValueError, match="need images"):
+        TensorBatches(bits, _torch.zeros(5, 7), batch_size=2, shuffle=True,
+                      augment=AugmentConfig(hflip=True))

@@ -100,3 +100,18 @@ def test_count_layers_counts_every_convolution_and_linear_but_not_shortcuts():
                                nn.Conv3d(2, 2, 3), nn.BatchNorm1d(2), nn.Linear(2, 2))
     block.shortcut = nn.Sequential(nn.Conv1d(1, 2, 1), nn.Conv2d(2, 2, 1))
     assert count_layers(block) == 4
+
+
+def test_a_recall_option_on_a_family_without_one_is_a_one_line_error():
+    import pytest
+
+    from recurdepth.errors import ConfigError
+    from recurdepth.training.config import RunConfig, apply_overrides, resolve_on
+
+    cfg = apply_overrides(RunConfig(), ["model.family=maze", "model.iters=2",
+                                        "model.options.recall=true"])
+    with pytest.raises(ConfigError, match=r"^unknown option\(s\) recall for model family 'maze' "
+                                          r"\(model\.options\); valid options: none$"):
+        resolve_on(cfg, "cpu")
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) recall for family 'residual'"):
+        build_model("residual", "recurrent", iters=1, recall=True)

@@ -203,3 +203,32 @@ def test_the_package_has_no_import_cycle():
         if m not in state:
             visit(m)
     assert len(modules) > 50
+
+
+def test_a_plug_in_module_registers_its_task_and_data_set_in_one_file(tmp_path):
+    """A new kind of problem as one module (what data/registry.py's PLUGINS imports)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "toy_plugin.py").write_text(
+        "from recurdepth.data.registry import DatasetSpec, register_dataset\n"
+        "from recurdepth.data.tasks import DenseTask, register_task\n"
+        "from recurdepth.data.options import DataOption\n\n"
+        "@register_task\n"
+        "class Bits(DenseTask):\n"
+        "    name = 'toy_bits'\n"
+        "    spatial_dims = 1\n"
+        "    augmented = False\n"
+        "    input_range = 1.0\n\n"
+        "register_dataset(DatasetSpec('toy_bits', 1, 8, 2, 'toy_bits', 'toy_plugin:load', 10,\n"
+        "                             options={'length': DataOption(8, 'bits per string')}))\n")
+    code = ("import toy_plugin\n"
+            "from recurdepth.data.tasks import task_of\n"
+            "from recurdepth.training.config import RunConfig\n"
+            "t = task_of('toy_bits')\n"
+            "print(t.name, t.outputs_per_sample(2, 8), t.chance(2),\n"
+            "      RunConfig.from_dict({'data': {'name': 'toy_bits'}}).data_option('length'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["toy_bits", "16", "0.0", "8"]

@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", choices=("test", "train"), default="test",
                    help="split to evaluate (train: without augmentation); default test")
     p.add_argument("--data-root", metavar="DIR", help="data root (default: the run's data.root)")
-    p.add_argument("--maze-size", type=int, metavar="S",
-                   help="evaluate a maze solver on mazes of size S (e.g. 13)")
+    p.add_argument("--size", "--maze-size", dest="maze_size", type=int, metavar="S",
+                   help="evaluate on examples of size S: mazes of S x S (e.g. 13), strings of "
+                   "S bits (e.g. 128)")
     p.add_argument("--limit", type=int, metavar="N", help="first N samples only")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from recurdepth.paths import folder_arg
+from recurdepth.data.registry import options_help
 from recurdepth.training.config import RunConfig, config_keys, is_multirun, load_config, resolve
 from recurdepth.training.distributed import shutdown_distributed, world_rank
 from recurdepth.training.launch import check_process_count, torchrun_command
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train one model on one data set (resumes an interrupted run)",
         description="Train one run with the authors' protocol and write a run folder "
         "(config.yaml, env.json, status.json, metrics.jsonl, checkpoint_last.pt, result.json). "
-        "Config keys: " + ", ".join(config_keys()) + ".",
+        "Config keys: " + ", ".join(config_keys()) + ". " + options_help(),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

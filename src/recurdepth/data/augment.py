@@ -137,15 +137,18 @@ def normalization_affine(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     input_range: float = 255.0,
+    spatial_dims: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(scale, shift)`` of shape (1,C,1,1) with ``(x/r - mean)/std == x*scale - shift``.
 
-    ``r`` is ``input_range``, the largest raw input value (the task's, 255 for images).
+    ``r`` is ``input_range``, the largest raw input value (the task's, 255 for images);
+    ``spatial_dims`` 1 gives shape (1,C,1) for (N,C,L) inputs such as bit strings.
     """
     if mean is None or std is None:
         mean, std = (0.0,) * channels, (1.0,) * channels
-    mean_t = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+    shape = (1, -1) + (1,) * spatial_dims
+    mean_t = torch.tensor(mean, dtype=torch.float64).view(shape)
+    std_t = torch.tensor(std, dtype=torch.float64).view(shape)
     scale = (1.0 / (float(input_range) * std_t)).to(dtype=dtype, device=device)
     shift = (mean_t / std_t).to(dtype=dtype, device=device)
     return scale, shift
@@ -193,10 +196,13 @@ class TensorBatches:
     ) -> None:
         inputs_t = torch.as_tensor(inputs)
         targets_t = torch.as_tensor(targets)
-        if inputs_t.dtype != torch.uint8 or inputs_t.dim() != 4:
+        if inputs_t.dtype != torch.uint8 or inputs_t.dim() not in (3, 4):
             raise TypeError(
-                f"inputs must be a uint8 tensor (N,C,H,W), got {inputs_t.dtype} {tuple(inputs_t.shape)}"
+                f"inputs must be a uint8 tensor (N,C,H,W) or (N,C,L), got {inputs_t.dtype} "
+                f"{tuple(inputs_t.shape)}"
             )
+        if inputs_t.dim() == 3 and augment is not None and augment.enabled:
+            raise ValueError("crop, flip and shift augmentation need images (N,C,H,W)")
         if len(targets_t) != len(inputs_t):
             raise ValueError(f"{len(inputs_t)} inputs but {len(targets_t)} targets")
         if batch_size < 1:
@@ -222,7 +228,7 @@ class TensorBatches:
         # Kept on the device so a batch costs no host-to-device copy of constants.
         self._scale, self._shift = normalization_affine(
             self.mean, self.std, channels=self.inputs.shape[1], device=self.device,
-            input_range=self.input_range,
+            input_range=self.input_range, spatial_dims=self.inputs.dim() - 2,
         )
 
     @property

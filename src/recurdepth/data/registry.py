@@ -134,6 +134,17 @@ def option_owners() -> dict[str, list[str]]:
     return owners
 
 
+def options_help() -> str:
+    """One sentence naming every data set's options and their older keys (for ``--help``)."""
+    parts = []
+    for spec in sorted(_DATASETS.values(), key=lambda s: s.name):
+        if spec.options:
+            names = ", ".join(f"{n} (data.{o.alias})" if o.alias else n
+                              for n, o in spec.options.items())
+            parts.append(f"{spec.name}: {names}")
+    return "Data-set options (data.options.KEY): " + ("; ".join(parts) or "none") + "."
+
+
 def option_aliases() -> dict[str, str]:
     """Older data keys → the option they became (``maze_size`` → ``size``), over all data sets."""
     return {opt.alias: name for spec in _DATASETS.values()
@@ -196,9 +207,14 @@ register_dataset(DatasetSpec(
     how_to_make="recurdepth mazes generate --size {size} --data-root {root}",
     description="2-D mazes of the paper (generated or the published easy-to-hard data)"))
 
-# Data sets that register themselves from their own module (imported last: they use the above).
-from recurdepth.data import sequences as _sequences  # noqa: E402,F401
-from recurdepth.data import strings as _strings  # noqa: E402,F401
+# Plug-ins kept outside this file: each module registers its own task(s) and data set(s) when
+# imported (it may import this module: everything above is defined by then). A new kind of
+# problem is one such module and its name here.
+PLUGINS: tuple[str, ...] = ("recurdepth.data.strings", "recurdepth.data.sequences")
+for _module in PLUGINS:
+    importlib.import_module(_module)
 
-__all__ = ["DataOption", "DatasetSpec", "FileLister", "Loader", "find_dataset", "get_dataset",
-           "list_datasets", "option_aliases", "option_owners", "register_dataset"]
+
+__all__ = ["PLUGINS", "DataOption", "DatasetSpec", "FileLister", "Loader", "find_dataset", "get_dataset",
+           "list_datasets", "option_aliases", "option_owners", "options_help",
+           "register_dataset"]

@@ -85,11 +85,12 @@ def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: i
     """The data-set loader: uint8 inputs (N,1,1,L) and int64 labels (N,L) of ``size``-bit strings.
 
     ``root`` and ``download`` are unused (nothing is read or fetched); ``limit`` keeps the first
-    strings, which are the same whatever the limit.
+    strings, which are the same whatever the limit; ``size`` None: the default length.
     """
     import torch
 
-    length = check_length(size if size is not None else 0, "data.options.size (the string length)")
+    length = check_length(STRING_OPTIONS["size"].default if size is None else size,
+                          "data.options.size (the string length)")
     n = N_TRAIN if split == "train" else N_TEST
     bits, labels = generate(name, n, length, split_seed(split))
     if limit is not None:

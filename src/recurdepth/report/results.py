@@ -68,13 +68,16 @@ class EvalSetting:
                 -1 if self.limit is None else self.limit)
 
 
-def size_text(dataset: str | None, size: int) -> str:
-    """How the data set's task names examples of ``size`` (default: ``mazes 9x9``)."""
+def size_text(dataset: str | None, size: int, *, bare: bool = False) -> str:
+    """How the data set's task names examples of ``size``: ``mazes 9x9`` (``bare``: ``9x9``),
+    or the task's own words (strings: ``64-bit strings``)."""
     from recurdepth.data.registry import list_datasets
     from recurdepth.data.tasks import task_of
 
     named = getattr(task_of(dataset), "size_text", None) if dataset in list_datasets() else None
-    return named(size) if named is not None else f"mazes {size}x{size}"
+    if named is not None:
+        return named(size)
+    return f"{size}x{size}" if bare else f"mazes {size}x{size}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class GroupStat:
     width: int | None
     parameters: int | None
     extra: dict[str, Any]
+    data_name: str | None = None  # the data set's registered name (``dataset`` is a label)
     runs: int = 0
     done: int = 0
     test_accs: list[float] = field(default_factory=list)
@@ -153,7 +157,7 @@ class GroupStat:
 def dataset_label(config: dict[str, Any]) -> str:
     """``cifar10``, or ``mazes 9x9`` for mazes (the maze size matters as much as the data set)."""
     name, size = config.get("data", {}).get("name"), stored_example_size(config)
-    return str(name) if size is None else f"{name} {size}x{size}"
+    return str(name) if size is None else f"{name} {size_text(name, size, bare=True)}"
 
 
 def _panel(record: RunRecord) -> tuple[str, dict[str, Any]]:
@@ -278,6 +282,7 @@ def group_results(records: Iterable[RunRecord],
                 effective_depth=rec.effective_depth or result.get("effective_depth"),
                 iters=result.get("iters", model.get("iters")), width=model.get("width"),
                 parameters=rec.parameters or result.get("parameters"), extra=extra,
+                data_name=rec.config.get("data", {}).get("name"),
                 trained_setting=trained_setting(rec.config))
         g = groups[key]
         g.runs += 1

@@ -154,7 +154,7 @@ def eval_tables(groups: Sequence[GroupStat]) -> list[Table]:
     rows, csv_rows, step_rows, step_csv_rows = [], [], [], []
     for g, setting, evals in rows_in:
         ident = [g.panel, _mode(g.mode), fmt_int(g.effective_depth), fmt_int(g.iters),
-                 setting.label(g.dataset)]
+                 setting.label(g.data_name)]
         ident_raw = [g.panel, g.dataset, g.family, g.mode, g.effective_depth, g.iters,
                      setting.split, setting.maze_size, setting.limit]
         samples = {e.samples for e in evals}

@@ -26,6 +26,8 @@ def register_task(task: T) -> T:
 
 def get_task(name: str) -> Task:
     """The Task called ``name`` (ConfigError listing the tasks)."""
+    if name not in TASKS:
+        import recurdepth.data.registry  # noqa: F401  loads the plug-ins, which register theirs
     try:
         return TASKS[name]
     except KeyError:
