@@ -61,7 +61,7 @@ def test_train_then_eval_longer_sums_and_more_loops(tmp_path, capsys):
     result = json.loads((run / "result.json").read_text())
     assert len(result["test_acc_per_iter"]) == 4  # loops 1..2x trained
     capsys.readouterr()
-    assert main(["eval", str(run), "--maze-size", "6", "--iters", "4", "--limit", "32",
+    assert main(["eval", str(run), "--size", "6", "--iters", "4", "--limit", "32",
                  "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["maze_size"] == 6 and out["samples"] == 32 and len(out["acc_per_iter"]) == 4
