@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recurdepth.cli import main
+from recurdepth.data.sequences import VOCAB
 from recurdepth.errors import ConfigError
 from recurdepth.models import build_model, family_with_option, get_family, list_models
 from recurdepth.models.unrolled import UnrolledNet, meta_build
@@ -106,7 +107,7 @@ def test_impossible_depth_is_refused_with_valid_depths():
     (dict(family="nope", mode="recurrent", iters=1), "valid choices: convnet"),
     (dict(family="maze", mode="sideways", iters=1), "valid choices: recurrent, feedforward"),
     (dict(family="maze", mode="recurrent", iters=1, dataset="cifar10"), "valid data sets: mazes"),
-    (dict(family="mlp", mode="recurrent", iters=1, dataset="mnist"), "valid choices: cifar10"),
+    (dict(family="mlp", mode="recurrent", iters=1, dataset="mnist"), "valid choices: .*cifar10"),
     (dict(family="maze", mode="recurrent", iters=1, colour=3), "unknown option.*colour"),
     (dict(family="maze", mode="recurrent"), "needs effective_depth or iters"),
     (dict(family="maze", mode="recurrent", iters=0), "iters must be >= 1"),
@@ -151,7 +152,7 @@ def test_a_family_option_leads_to_the_family_that_declares_it():
 
 
 SMALL = {"mlp": 16, "convnet": 8, "residual": 8, "residual_bn": 8, "residual_imagenet": 8,
-         "maze": 8, "maze_dilated": 8, "maze_recall": 8, "dt_net_1d": 8}
+         "maze": 8, "maze_dilated": 8, "maze_recall": 8, "dt_net_1d": 8, "transformer": 16}
 
 
 def small_model(family: str, mode: str, iters: int = 2):
@@ -165,6 +166,8 @@ def small_model(family: str, mode: str, iters: int = 2):
 def small_input(dataset: str, batch: int = 2) -> torch.Tensor:
     if dataset == "prefix_sums":  # bit strings as (N, 1, 1, L) images
         return torch.randint(0, 2, (batch, 1, 1, 24)).float()
+    if dataset in VOCAB:  # token ids as (N, 1, 1, L) images
+        return torch.randint(0, VOCAB[dataset], (batch, 1, 1, 24)).float()
     side = {"cifar10": 32, "svhn": 32, "emnist": 28, "imagenet": 64, "mazes": 24}[dataset]
     channels = 1 if dataset == "emnist" else 3
     return torch.randn(batch, channels, side, side)
@@ -193,6 +196,8 @@ def test_every_model_forward_backward(family, mode):
         assert out.shape == (2, 2, 24, 24)
     elif model.dataset == "prefix_sums":
         assert out.shape == (2, 2, 24)
+    elif model.dataset in VOCAB:
+        assert out.shape == (2, 10, 24)
     else:
         assert out.shape == (2, get_family(family) and {"cifar10": 10, "svhn": 10, "emnist": 47,
                                                           "imagenet": 1000}[model.dataset])

@@ -210,7 +210,7 @@ register_dataset(DatasetSpec(
 # Plug-ins kept outside this file: each module registers its own task(s) and data set(s) when
 # imported (it may import this module: everything above is defined by then). A new kind of
 # problem is one such module and its name here.
-PLUGINS: tuple[str, ...] = ("recurdepth.data.strings",)
+PLUGINS: tuple[str, ...] = ("recurdepth.data.strings", "recurdepth.data.sequences")
 for _module in PLUGINS:
     importlib.import_module(_module)
 

@@ -107,7 +107,8 @@ def register_family(name: str, **spec: Any) -> Callable[[Callable[..., RecurDept
 
 def _ensure_loaded() -> None:
     # Importing the family modules registers them.
-    from recurdepth.models import convnet, dt_net_1d, maze, mlp, residual, resnet  # noqa: F401
+    from recurdepth.models import (  # noqa: F401
+        convnet, dt_net_1d, maze, mlp, residual, resnet, transformer)
 
 
 def list_models() -> list[str]:

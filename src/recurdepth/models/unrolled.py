@@ -28,13 +28,29 @@ _SHORTCUT_NAMES = ("shortcut", "downsample")
 DEPTH_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
+class DepthLayer(nn.Module):
+    """A module that effective depth counts as one layer, whatever linear layers it holds.
+
+    Multi-head attention is one layer although its query, key, value and output projections are
+    four linear layers, and a transformer's MLP is one layer (the count of looped-transformer
+    papers: a block is attention + MLP, two layers).
+    """
+
+
 def count_layers(module: nn.Module) -> int:
-    """Number of convolutions (1-D, 2-D, 3-D) and linear layers on the main path of ``module``."""
+    """Number of convolutions (1-D, 2-D, 3-D), linear layers and :class:`DepthLayer` modules
+    (each one layer, its contents not counted) on the main path of ``module``."""
     total = 0
+    whole: list[str] = []  # DepthLayer modules met so far: their submodules are not counted
     for name, sub in module.named_modules(remove_duplicate=False):
         if any(part in _SHORTCUT_NAMES for part in name.split(".")):
             continue
-        if isinstance(sub, DEPTH_LAYERS):
+        if any(name.startswith(f"{w}.") if w else name for w in whole):
+            continue
+        if isinstance(sub, DepthLayer):
+            whole.append(name)
+            total += 1
+        elif isinstance(sub, DEPTH_LAYERS):
             total += 1
     return total
 

@@ -29,7 +29,9 @@ from recurdepth.io import load_yaml_text, read_yaml
 if TYPE_CHECKING:
     from recurdepth.data.tasks import Task
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+# step: warm-up then multi-step decay (the paper); cosine: warm-up then cosine decay to 0.
+SCHEDULES = ("step", "cosine")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 AUTO = "auto"
 
@@ -73,7 +75,7 @@ SGD_WARMUP_EPOCHS = 5  # the authors' exponential warm-up (SPEC §3)
 class OptimConfig:
     """Optimizer and learning-rate schedule (SPEC §3: SGD 0.9, wd 2e-4, steps, 5-epoch warm-up)."""
 
-    name: str = "sgd"  # sgd or adam
+    name: str = "sgd"  # sgd, adam or adamw
     lr: float = 0.1  # peak learning rate
     momentum: float = 0.9  # SGD momentum (Adam: beta1)
     weight_decay: float = 2e-4  # L2 weight decay on all parameters
@@ -84,6 +86,8 @@ class OptimConfig:
     warmup_epochs: int | None = None  # exponential warm-up epochs; None: 5 with SGD, 0 with Adam
     recur_lr_divide: bool | None = None  # lr of the shared unit / iters; None: on for mazes
     clip_grad_norm: float | None = None  # clip the gradient norm to this (None: no clipping)
+    schedule: str = "step"  # step (milestones, gamma) | cosine (to 0 over cosine_epochs)
+    cosine_epochs: int | None = None  # cosine: epochs of the decay (None: train.epochs)
 
 
 @dataclass
@@ -253,6 +257,7 @@ LIMITS: dict[str, Limit] = {
     "optim.milestones": Limit(1, MAX_EPOCHS),
     "optim.gamma": Limit(0, 10, low_open=True),
     "optim.warmup_epochs": Limit(0, MAX_EPOCHS),
+    "optim.cosine_epochs": Limit(1, MAX_EPOCHS),
     "optim.clip_grad_norm": Limit(0, 1e9, low_open=True),
     "train.epochs": Limit(1, MAX_EPOCHS),
     "train.batch_size": Limit(1, MAX_BATCH),
@@ -805,6 +810,12 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
             raise ConfigError(f"{key} must be > 0, got {value}")
     if any(m < 1 for m in r.optim.milestones) or r.optim.milestones != sorted(r.optim.milestones):
         raise ConfigError(f"optim.milestones must be increasing epochs >= 1, got {r.optim.milestones}")
+    if r.optim.schedule not in SCHEDULES:
+        raise ConfigError(choices_message("optim.schedule", r.optim.schedule, SCHEDULES))
+    if r.optim.schedule == "cosine" and r.optim.cosine_epochs is None:
+        # Recorded, so that the schedule is part of the run's identity and raising train.epochs
+        # on resume does not change the learning rate of the epochs already trained.
+        r.optim.cosine_epochs = r.train.epochs
     if r.train.batch_size is None:
         r.train.batch_size = data.batch_size
     if r.train.eval_batch_size is None:
@@ -963,7 +974,8 @@ RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "trai
 
 # Keys added after runs were made: at their default they stay out of the identity, so the hash of
 # every run made before them is unchanged (tests/test_run_identity.py, tests/fixtures/runs).
-ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0}
+ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0,
+                              "optim.schedule": "step", "optim.cosine_epochs": None}
 # Identity keys every run had before data options existed: a data set without the option keeps
 # the value all its runs were hashed with (classification runs: data.maze_size 9).
 LEGACY_IDENTITY: dict[str, Any] = {"data.maze_size": 9, "data.maze_shift": 0}
@@ -1053,7 +1065,7 @@ def _saved_part(d: Any, key: str) -> Any:
     return d
 
 
-__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "COMPILE_MODES", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
+__all__ = ["AMP_CHOICES", "BF16_CPU_FLAGS", "COMPILE_MODES", "SCHEDULES", "OPTIMIZERS", "config_keys", "cpu_has_bf16", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig",
            "RuntimeConfig", "TrainConfig", "apply_overrides", "identity_hash", "load_config",
            "protocol_dict", "read_resolved", "resolve", "resolve_device", "resolve_eval_iters",
            "resolve_on",

@@ -1,4 +1,4 @@
-"""The authors' optimizers and schedules (SPEC §3).
+"""The authors' optimizers and schedules (SPEC §3), and AdamW with cosine decay for transformers.
 
 SGD with momentum or Adam, weight decay on all parameters, multi-step decay and a 5-epoch
 exponential warm-up. On mazes the learning rate of the shared recurrent unit is divided by the
@@ -44,9 +44,21 @@ def decay_factor(epoch: int, milestones: Sequence[int], gamma: float) -> float:
     return gamma ** sum(1 for m in milestones if epoch >= m)
 
 
+def cosine_factor(epoch: int, epochs: int) -> float:
+    """Cosine decay from 1 at epoch 0 towards 0 at ``epochs``: ``(1 + cos(pi·e/E)) / 2``."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
+
+
 def lr_factor(epoch: int, cfg: OptimConfig) -> float:
-    """The learning-rate multiplier of ``epoch``: warm-up times multi-step decay."""
-    return warmup_factor(epoch, cfg.warmup_epochs) * decay_factor(epoch, cfg.milestones, cfg.gamma)
+    """The learning-rate multiplier of ``epoch``: warm-up times the decay of ``cfg.schedule``."""
+    if cfg.schedule == "cosine":
+        if cfg.cosine_epochs is None:
+            raise ConfigError("optim.schedule=cosine needs optim.cosine_epochs (resolve() fills "
+                              "it from train.epochs)")
+        decay = cosine_factor(epoch, cfg.cosine_epochs)
+    else:
+        decay = decay_factor(epoch, cfg.milestones, cfg.gamma)
+    return warmup_factor(epoch, cfg.warmup_epochs) * decay
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig, *, divide_recurrent: bool) -> list[dict]:
@@ -74,6 +86,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, *, divide_recurrent: boo
                                weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":  # decoupled weight decay (Loshchilov & Hutter 2019), transformers
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ConfigError(choices_message("optimizer (optim.name)", cfg.name, OPTIMIZERS))
 
 
@@ -85,5 +99,5 @@ def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig)
     return factor
 
 
-__all__ = ["build_optimizer", "decay_factor", "lr_factor", "param_groups", "set_epoch_lr",
-           "warmup_factor", "warmup_warning"]
+__all__ = ["build_optimizer", "cosine_factor", "decay_factor", "lr_factor", "param_groups",
+           "set_epoch_lr", "warmup_factor", "warmup_warning"]
