@@ -22,7 +22,7 @@ import yaml
 
 from fixtures_data import write_cifar10, write_emnist, write_image_folder, write_svhn
 from cli_run import run_cli
-from recurdepth.cli.analyze import ANALYSES
+from recurdepth.analysis.registry import get_analysis, list_analyses
 from recurdepth.data.mazes import generate_dataset, maze_dir
 from recurdepth.errors import ConfigError
 from recurdepth.models import build_model, get_family, list_models
@@ -37,6 +37,10 @@ ITERS = 2  # two iterations: a recurrent model shares its unit, a feed-forward o
 
 # A tiny data set per data set name, written in its real on-disk format under a data root.
 WRITERS: dict[str, Callable[[Path], Any]] = {
+    # Generated in memory from a seed: nothing to write.
+    "prefix_sums": lambda root: None,
+    "addition": lambda root: None,
+    "copy": lambda root: None,
     "cifar10": lambda root: write_cifar10(root),
     "svhn": lambda root: write_svhn(root / "svhn"),
     "emnist": lambda root: write_emnist(root),
@@ -52,8 +56,9 @@ CHEAP_FLAGS: dict[str, list[str]] = {
     "cka": ["--images", "4", "--batch-size", "4"],
     "probes": ["--epochs", "1", "--train-images", "4", "--test-images", "4",
                "--weight-decay", "0", "--batch-size", "4"],
-    "featviz": ["--steps", "2", "--filters", "0", "--batch-size", "4"],
+    "featviz": ["--steps", "2", "--filters", "0"],
     "rf": ["--max-iters", "2"],
+    "dynamics": ["--images", "4", "--n", "2", "--mult", "2", "--power-steps", "3"],
 }
 
 CASES = [(family, mode) for family in list_models() for mode in get_family(family).modes]
@@ -179,7 +184,7 @@ def test_eval(family: str, mode: str, trained, capsys) -> None:
         assert code == 2 and "iterations" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("analysis", ANALYSES)
+@pytest.mark.parametrize("analysis", list_analyses())
 @pytest.mark.parametrize(("family", "mode"), CASES, ids=CASE_IDS)
 def test_analyze(family: str, mode: str, analysis: str, trained, capsys) -> None:
     """Every analysis runs on the run, or refuses it in one line when it cannot read it."""
@@ -188,6 +193,7 @@ def test_analyze(family: str, mode: str, analysis: str, trained, capsys) -> None
     run_dir = trained(family, mode, capsys)
     try:
         check_analysable(run_dir, analysis)
+        get_analysis(analysis).check_mode(mode, run_dir)
         accepted = True
     except ConfigError:
         accepted = False

@@ -61,7 +61,10 @@ def layers(model: UnrolledNet, iters: int | None = None, *, include_stem: bool =
 def capture(model: UnrolledNet, x: Tensor, iters: int | None = None, *,
             include_stem: bool = True) -> list[Tensor]:
     """Return [stem output,] state after iteration 1, ..., state after iteration ``iters``."""
-    return model.states(x, resolve_iters(model, iters), include_stem=include_stem)
+    states = model.states(x, resolve_iters(model, iters), include_stem=include_stem)
+    if model.body[0].channels_last:  # token states (N, L, C): channels first like every conv
+        states = [s.movedim(-1, 1) for s in states]
+    return states
 
 
 def batched(inputs: Tensor, batch_size: int, device: str | torch.device = "cpu",

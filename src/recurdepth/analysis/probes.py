@@ -29,7 +29,6 @@ from recurdepth.analysis.features import feature_batches, layers, require_unroll
 from recurdepth.data.registry import get_dataset
 from recurdepth.data.tasks import task_of
 from recurdepth.errors import ConfigError, choices_message
-from recurdepth.training.evaluate import wall_mask
 
 TASKS = ("classification", "maze")
 
@@ -245,9 +244,9 @@ def train_probes(train_batches: Callable[[], Iterable[Batch]],
 
 
 def _inputs(f: Tensor, norm: tuple[Tensor, Tensor], per_pixel: bool, device) -> Tensor:
-    """Standardised probe inputs: (N, d) rows, or (N·H·W, C) pixel rows for per-pixel probes."""
+    """Standardised probe inputs: (N, d) rows, or (N·positions, C) rows for per-position probes."""
     f = f.to(device, torch.float32)
-    rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) if per_pixel else f.reshape(len(f), -1)
+    rows = f.movedim(1, -1).reshape(-1, f.shape[1]) if per_pixel else f.reshape(len(f), -1)
     mean, inv_std = norm
     return (rows - mean.to(device)) * inv_std.to(device)
 
@@ -304,7 +303,8 @@ def probe_model(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tens
                           "probe maze solvers without --pool")
     transform = pool_transform(pool)
     captured = layers(net, iters, include_stem=False)
-    num_classes = 2 if task == "maze" else get_dataset(net.dataset).num_classes
+    num_classes = get_dataset(net.dataset).num_classes  # per-position tasks: logits per position
+    rules = task_of(net.dataset)
 
     def stream(data: tuple[Tensor, Tensor]) -> Callable[[], Iterator[Batch]]:
         inputs, targets = data
@@ -316,7 +316,7 @@ def probe_model(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tens
                                          include_stem=False, transform=transform, device=device)
             for start, feats in zip(range(0, len(inputs), batch_size), feats_iter):
                 stop = start + batch_size
-                mask = wall_mask(inputs[start:stop]) if task == "maze" else None
+                mask = rules.mask(inputs[start:stop]) if task == "maze" else None
                 yield feats, targets[start:stop], mask
 
         return batches

@@ -130,7 +130,8 @@ def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: i
     """
     import torch
 
-    digits = check_digits(size if size is not None else 0, "data.options.size (the number of digits)")
+    digits = check_digits(SEQUENCE_OPTIONS["size"].default if size is None else size,
+                          "data.options.size (the number of digits)")
     n = N_TRAIN if split == "train" else N_TEST
     tokens, labels = generate(name, split, n, digits, DATA_SEED)
     if limit is not None:

@@ -104,6 +104,8 @@ class MLP(DepthLayer):
 class Block(Unit):
     """The pre-LN transformer block; with ``inject`` it first adds its embedding of the input."""
 
+    channels_last = True  # the state is (N, L, d_model)
+
     def __init__(self, d_model: int, heads: int, mlp_ratio: int, *, inject: Embed | None) -> None:
         super().__init__()
         self.recall = inject is not None  # the unrolled loop then passes the input every time

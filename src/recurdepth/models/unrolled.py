@@ -66,6 +66,9 @@ class Unit(nn.Module):
 
     recall: bool = False
 
+    # Token models keep their state as (N, L, C); analyses read channels first (N, C, L).
+    channels_last: bool = False
+
     def __init__(self) -> None:
         super().__init__()
         # An instance attribute (not a class one): nn.Module looks up registered submodules only

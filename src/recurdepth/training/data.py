@@ -186,7 +186,7 @@ def eval_tensors(config: RunConfig, split: str = "test", *, limit: int | None = 
     from recurdepth.training.config import resolve_on
 
     cfg = resolve_on(config, device)
-    batches = build_batches(cfg, split, train=False, limit=limit, maze_size=maze_size,
+    batches = build_batches(cfg, split, train=False, limit=limit, size=maze_size,
                             device=device)
     xs, ys = [], []
     for x, y in batches:
