@@ -11,6 +11,10 @@ trained. A new objective is a subclass of :class:`Objective` and one :func:`regi
 A feed-forward twin has a fixed depth, so it cannot stop after n+k < T blocks: for it,
 ``progressive`` runs its first n blocks without gradient and the remaining T - n blocks with
 gradient (k = T - n), so every block still learns to continue from the state it is given.
+
+Under ``torch.compile`` (``runtime.compile``, on by default on CUDA) the iteration counts are
+Python ints, so each (n, k) pair is a graph of its own until dynamo's cache limit sends the rest to
+eager mode: not measured here (no GPU); ``runtime.compile=false`` avoids the recompiles.
 """
 
 from __future__ import annotations
