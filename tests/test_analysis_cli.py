@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import yaml
 
 from recurdepth.cli import main
 from recurdepth.data.mazes import generate_dataset, maze_dir
@@ -121,8 +122,10 @@ def test_bad_images_and_mismatched_runs(runs, tmp_path, capsys):
     # A copy of the run that claims other data (mazes of size 7: other image size).
     other = tmp_path / "other"
     shutil.copytree(runs["feedforward"], other)
-    cfg = (other / "config.yaml").read_text()
-    (other / "config.yaml").write_text(cfg.replace("maze_size: 5", "maze_size: 7"))
+    saved = yaml.safe_load((other / "config.yaml").read_text())
+    for part in saved.values():
+        part["data"]["options"]["size"] = 7
+    (other / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     assert main(["analyze", "cka", rec, str(other), "--images", "4"]) == 2
     # Its checkpoint was trained with the config before the edit: refused as another run's.
     _one_error_line(capsys, "belongs to another run", "config.yaml")
