@@ -1,4 +1,4 @@
-"""The device check of issue 21: one script, no network, <= 8 minutes on one H100/H200.
+"""The GPU device check: one script, no network, <= 8 minutes on one H100/H200.
 
     python benchmarks/gpu_check.py --out gpu_check_out      # on a GPU machine
     python benchmarks/gpu_check.py --smoke --out /tmp/gc    # CPU smoke mode (the test suite's)

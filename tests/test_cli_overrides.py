@@ -68,8 +68,8 @@ def test_sweep_cli_overrides_and_trials(tmp_path, capsys):
     (["sweep", "quick", "--dry-run", "model.effective_depth=8,x"], "malformed multirun value"),
     (["train", "--print-config", "seed=0,,2"], "malformed multirun value 'seed=0,,2': empty item"),
     (["train", "--print-config", "seed=0,x"], "'x' is not a valid int for seed"),
-    (["presets", "show", "nope"], "unknown preset 'nope'; valid choices: fig2_cifar10"),
-    (["presets", "show"], "needs a preset name; valid choices: fig2_cifar10"),
+    (["presets", "show", "nope"], "unknown preset 'nope'; valid choices: "),
+    (["presets", "show"], "needs a preset name; valid choices: "),
 ])
 def test_bad_input_is_one_line_with_the_choices(argv, expected, capsys):
     assert main(argv) == 2

@@ -97,7 +97,7 @@ def test_stored_zoo_table_equals_the_registry() -> None:
     ["train", "--print-config", "optim.milestones=a,b"],      # list of the wrong items
     ["train", "--print-config", "train.epochs=0"],            # out of range
     ["train", "--print-config", "data.name=cifar"],           # unknown data set
-    ["train", "--print-config", "optim.name=adamw"],          # unknown optimizer
+    ["train", "--print-config", "optim.name=adamx"],          # unknown optimizer
 ])
 def test_train_help_and_config_errors_never_import_torch(argv: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True,

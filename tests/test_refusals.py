@@ -1,5 +1,5 @@
-"""Inputs that must be refused in one line instead of being silently misread (issue 19, items
-7-8): a report of another experiment's folder, an empty preset, zero parallel runs, a truncated
+"""Inputs that must be refused in one line instead of being silently misread: a
+report of another experiment's folder, an empty preset, zero parallel runs, a truncated
 learning curve on resume, a damaged checkpoint RNG state, a full disk under the database."""
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def test_sweep_gaining_a_trial_and_epochs_trains_only_what_is_new(tmp_path):
     assert (again.skipped, again.ran) == (2, 0)
 
 
-# Run folders made with main's code before issue 18 (b08f57d): a tiny maze run with the maze
+# Run folders made with main's code before data options existed (b08f57d): a tiny maze run with the maze
 # keys that moved into data.options, and a classification run; the hashes are the ones main
 # computed for them (the 8 hex digits in their default names agree).
 STORED_RUNS = {

@@ -68,8 +68,8 @@ def test_wrong_types_are_refused(override, message):
 
 def test_unknown_model_data_set_optimizer_list_choices():
     base = {"model.effective_depth": 8}
-    with pytest.raises(ConfigError, match=r"unknown model family 'transformer'.*maze.*resnet18"):
-        resolve(apply_overrides(RunConfig(), {**base, "model.family": "transformer"}))
+    with pytest.raises(ConfigError, match=r"unknown model family 'nosuchfamily'.*maze.*resnet18"):
+        resolve(apply_overrides(RunConfig(), {**base, "model.family": "nosuchfamily"}))
     with pytest.raises(ConfigError, match=r"unknown data set.*'mnist'.*cifar10.*mazes"):
         resolve(apply_overrides(RunConfig(), {**base, "data.name": "mnist"}))
     with pytest.raises(ConfigError, match=r"optimizer.*'rmsprop'.*sgd, adam"):

@@ -120,7 +120,7 @@ def test_cka_between_loops_and_blocks_reads_transformer_states():
     stacked = looped.feedforward_twin().eval()
     x = torch.randint(0, 100, (40, 1, 1, 9)).float()
     a, b = capture(looped, x), capture(stacked, x)
-    assert a[1].shape == (40, 9, 16)  # (examples, positions, d_model) per iteration
+    assert a[1].shape == (40, 16, 9)  # (examples, d_model, positions): channels first, as convs
     m = cka_matrix(a, b)
     np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-6)  # the twin has the same features
     # Linear CKA written out with numpy: HSIC of centred Gram matrices, normalised.

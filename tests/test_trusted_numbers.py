@@ -1,4 +1,4 @@
-"""Numbers that must not be silently wrong (issue 19, items 4-6): a sweep does not count runs
+"""Numbers that must not be silently wrong: a sweep does not count runs
 trained on other data as finished, ``eval`` keeps results on other data apart from the run's and
 refuses another run's checkpoint, and an fp32 run is evaluated in fp32."""
 

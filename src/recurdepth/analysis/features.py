@@ -107,7 +107,7 @@ def check_analysable(run_dir: str | Path, analysis: str) -> None:
     cfg = rundir.read_config(Path(run_dir))
     model = meta_build(lambda: make_model(cfg))
     family = cfg.model.family
-    if analysis != "rf" and not isinstance(model, UnrolledNet):  # rf reads the whole network
+    if not isinstance(model, UnrolledNet):
         having = [f for f in list_models() if get_family(f).unrolled]
         raise ConfigError(f"{run_dir}: the {analysis} analysis reads the state after every "
                           f"iteration / block, which family {family!r} does not expose; "

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "presets": ("presets", "list the experiment and analysis presets or print one"),
     "report": ("report", "write the plots, tables and index page of an experiment's results"),
     "reproduce": ("reproduce", "reproduce the paper's central claim end to end"),
-    "analyze": ("analyze", "analyses of trained runs: reuse, probes, CKA, feature vis., "
+    "analyze": ("analyze", "analyses of trained runs: reuse, probes, CKA, feature vis., dynamics, "
                            "receptive field"),
 }
 

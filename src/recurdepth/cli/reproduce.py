@@ -21,13 +21,12 @@ from pathlib import Path
 
 from recurdepth.cli.sweep import add_experiment_options, executor_from_args
 from recurdepth.errors import ConfigError
-from recurdepth.experiments.spec import Experiment, list_presets, load_experiment
+from recurdepth.experiments.spec import DEFAULT_PRESET, Experiment, list_presets, load_experiment
 from recurdepth.experiments.sweep import run_sweep
 
-DEFAULT_PRESET = "reproduce"
 QUICK_PRESET = "quick"
 FULL_PRESET = "reproduce_full"
-GPU_PRESET = "reproduce_gpu"  # the default job on a machine with CUDA (issue 21)
+GPU_PRESET = "reproduce_gpu"  # the default job on a machine with CUDA
 OUT_ROOT = Path("reproduce")
 
 

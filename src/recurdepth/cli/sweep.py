@@ -48,7 +48,7 @@ def add_experiment_options(p: argparse.ArgumentParser, *, out_default: str = "ru
                    help="GPUs per run; N > 1 trains each run with N DDP processes (torchrun). "
                         "local: at most (GPUs / N) runs at once, each on its own GPUs "
                         "(default 1 on a GPU machine); ray and slurm: requested per task")
-    p.add_argument("--runs-per-gpu", type=int, default=None, metavar="K",
+    p.add_argument("--runs-per-gpu", type=positive_int, default=None, metavar="K",
                    help="runs sharing each GPU at once (local: K worker processes pinned to each "
                         "GPU; ray: num_gpus 1/K per task). Default on a GPU machine: as many as "
                         "the GPU's memory (the runs' estimate) and the CPU cores allow, printed "

@@ -144,7 +144,7 @@ def gpu_slots(device_ids: list[str], gpus_per_run: int) -> list[str]:
 # CUDA context, cuDNN workspace and allocator slack of one more process on a GPU (measured order).
 GPU_PROCESS_BYTES = 1 << 30
 # Runs packed on one GPU at most: six main-job runs on one H200 each kept their solo speed
-# (issue 21); beyond a few more, kernels of different runs start to queue behind each other.
+# (measured); beyond a few more, kernels of different runs start to queue behind each other.
 MAX_RUNS_PER_GPU = 8
 
 
@@ -283,8 +283,7 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-# Environment variable through which a worker tells its runs how they were placed (env.json).
-PLACEMENT_ENV = "RECURDEPTH_PLACEMENT"
+from recurdepth.training.rundir import PLACEMENT_ENV  # noqa: E402  (how a worker was placed)
 
 
 def _worker_init(parent_pid: int, slots: Any = None, placement: str | None = None) -> None:

@@ -352,6 +352,10 @@ def run_name(params: Mapping[str, Any]) -> str:
     return "-".join(str(p).replace("/", "_").replace(" ", "_") for p in parts)
 
 
+# The main job (`recurdepth reproduce`): analysis presets that use it read its runs where it keeps them.
+DEFAULT_PRESET = "reproduce"
+
+
 def list_presets() -> list[str]:
     """Names of the experiment presets shipped with the package, sorted."""
     folder = resources.files("recurdepth.experiments") / "presets"
@@ -375,6 +379,6 @@ def load_experiment(name_or_path: str | Path) -> Experiment:
     return Experiment.from_dict(read_yaml(path, what="experiment file"), source=str(path))
 
 
-__all__ = ["Experiment", "RunSpec", "build_meta_model", "canonical_json", "get_dotted",
+__all__ = ["DEFAULT_PRESET", "Experiment", "RunSpec", "build_meta_model", "canonical_json", "get_dotted",
            "list_presets", "load_experiment", "preset_path", "run_id", "run_name", "set_dotted",
            "short_hash"]

@@ -133,7 +133,7 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                                      f"no augmentation) accuracy per epoch, one line per run")
     if fig:
         figures.append(("Learning curves", fig))
-    # Thinking longer (issue 20): dynamics of the recurrent runs past their trained iterations.
+    # Thinking longer: dynamics of the recurrent runs past their trained iterations.
     thinking = thinking_longer(records, folder, title=f"{name}: thinking longer, mean over each "
                                f"depth's trials (dotted: trained iterations)")
     if thinking.figure:

@@ -55,7 +55,7 @@ def run_analysis_preset(preset: AnalysisPreset, out: str | Path, *, quick: bool 
     """
     from recurdepth.experiments.sweep import run_sweep
 
-    from recurdepth.cli.reproduce import DEFAULT_PRESET
+    from recurdepth.experiments.spec import DEFAULT_PRESET
 
     out = Path(out)
     experiment = preset.experiment(quick=quick)

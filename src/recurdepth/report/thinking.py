@@ -70,6 +70,8 @@ def thinking_longer(records: list[Any], folder: Path, *, title: str) -> Thinking
             continue
         try:
             loaded = load_run(r.run_dir)
+            if getattr(loaded.model, "iters", None) is None:
+                continue  # shared weights but no loop to run longer (the shared ResNet-50)
             x, y = eval_tensors(loaded.config, "test", limit=IMAGES)
             iters = MULT * loaded.model.iters
             if loaded.model.max_iters is not None:

@@ -1,6 +1,6 @@
 """The training model as torch.compile sees it: compiled for the full batch, eager for the rest.
 
-On a GPU the Figure 5 maze model at batch 50 is launch-bound (issue 21: ~13% of the bf16 peak):
+On a GPU the Figure 5 maze model at batch 50 is launch-bound (measured on an H200: ~13% of the bf16 peak):
 ``torch.compile(mode="reduce-overhead")`` replays its forward and backward as CUDA graphs, which
 need static shapes. An epoch's batches all have the same shape but the last one (unless
 ``train.drop_last``), so that one runs eager through the same parameters instead of triggering a

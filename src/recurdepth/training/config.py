@@ -53,13 +53,13 @@ class ModelConfig:
 class DataConfig:
     """Which data set, where it lives and how training images are augmented."""
 
-    name: str = "mazes"  # data set: mazes, cifar10, svhn, emnist, imagenet, or a plug-in's
+    name: str = "mazes"  # a registered data set (mazes, cifar10, ...; listed at the top of this help)
     root: str = "data"  # folder holding the data sets (not part of the run's identity)
     download: bool = False  # download CIFAR-10, SVHN or EMNIST into data.root when missing
     # The data set's own options (recurdepth.data.registry: each record declares them), e.g.
     # mazes: size, eval_size, shift (older keys data.maze_size, data.eval_maze_size,
     # data.maze_shift still work).
-    options: dict[str, Any] = field(default_factory=dict)  # the data set's own options
+    options: dict[str, Any] = field(default_factory=dict)
     train_limit: int | None = None  # first N training samples (tiny runs, tests)
     test_limit: int | None = None  # first N test samples
     crop_padding: int | None = None  # random-crop padding (px); None: the paper's augmentation
@@ -81,13 +81,19 @@ class OptimConfig:
     weight_decay: float = 2e-4  # L2 weight decay on all parameters
     milestones: list[int] = field(default_factory=list)  # epochs after which lr *= gamma
     gamma: float = 0.1  # learning-rate factor at each milestone
-    # None: the authors' 5-epoch warm-up with SGD (their protocol), none with Adam, which adapts
-    # its own step sizes (at 5 epochs its first epoch would train at 18% of optim.lr).
-    warmup_epochs: int | None = None  # exponential warm-up epochs; None: 5 with SGD, 0 with Adam
+    # Exponential warm-up epochs; None: the authors' 5 with SGD (their protocol), none with Adam,
+    # which adapts its own step sizes (at 5 epochs its first epoch would train at 18% of optim.lr).
+    warmup_epochs: int | None = None
     recur_lr_divide: bool | None = None  # lr of the shared unit / iters; None: on for mazes
     clip_grad_norm: float | None = None  # clip the gradient norm to this (None: no clipping)
     schedule: str = "step"  # step (milestones, gamma) | cosine (to 0 over cosine_epochs)
     cosine_epochs: int | None = None  # cosine: epochs of the decay (None: train.epochs)
+
+    def warmup(self) -> int:
+        """Warm-up epochs: ``warmup_epochs``, or when None the authors' with SGD, none otherwise."""
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return SGD_WARMUP_EPOCHS if self.name == "sgd" else 0
 
 
 @dataclass
@@ -390,7 +396,7 @@ def _from_dict(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-# The data keys before data options (issue 18) and the value every run stored for them: a data
+# The data keys before data options and the value every run stored for them: a data
 # set without such an option ignores them at that value (old config files of classification runs
 # hold data.maze_size: 9); another value is refused by the data set's option check.
 LEGACY_DATA_KEYS: dict[str, Any] = {"maze_size": 9, "eval_maze_size": None, "maze_shift": 0}
@@ -804,7 +810,7 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
     if r.optim.recur_lr_divide is None:
         r.optim.recur_lr_divide = r.task.divide_recurrent_lr
     if r.optim.warmup_epochs is None:
-        r.optim.warmup_epochs = SGD_WARMUP_EPOCHS if r.optim.name == "sgd" else 0
+        r.optim.warmup_epochs = r.optim.warmup()
     for key, value in (("optim.lr", r.optim.lr), ("train.epochs", r.train.epochs)):
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value}")

@@ -30,7 +30,7 @@ def warmup_factor(epoch: int, warmup_epochs: int) -> float:
 
 def warmup_warning(cfg: OptimConfig, epochs: int) -> str | None:
     """A one-line warning when the warm-up takes more than a quarter of a run, else None."""
-    w = cfg.warmup_epochs or 0
+    w = cfg.warmup()
     if w <= epochs / 4:
         return None
     return (f"warning: the {w}-epoch warm-up (optim.warmup_epochs, the authors' SGD protocol) "
@@ -58,7 +58,7 @@ def lr_factor(epoch: int, cfg: OptimConfig) -> float:
         decay = cosine_factor(epoch, cfg.cosine_epochs)
     else:
         decay = decay_factor(epoch, cfg.milestones, cfg.gamma)
-    return warmup_factor(epoch, cfg.warmup_epochs) * decay
+    return warmup_factor(epoch, cfg.warmup()) * decay
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig, *, divide_recurrent: bool) -> list[dict]:

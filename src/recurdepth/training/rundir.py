@@ -37,6 +37,10 @@ BEST_CHECKPOINT_FILE = "checkpoint_best.pt"
 RESULT_FILE = "result.json"
 
 
+# Environment variable through which a sweep worker tells its runs how they were placed
+# (which GPU, how many runs share it); recorded in env.json.
+PLACEMENT_ENV = "RECURDEPTH_PLACEMENT"
+
 def read_config(run_dir: Path) -> RunConfig:
     """The config stored in ``run_dir``."""
     return read_resolved(run_dir / CONFIG_FILE, error=DataError)
@@ -172,8 +176,6 @@ def environment(device: str) -> dict[str, Any]:
     }
     if device.startswith("cuda"):
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    from recurdepth.experiments.executors import PLACEMENT_ENV
-
     if os.environ.get(PLACEMENT_ENV):  # a sweep's worker: which GPU, and how many runs share it
         env["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
         env["placement"] = os.environ[PLACEMENT_ENV]

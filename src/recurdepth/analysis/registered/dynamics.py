@@ -1,4 +1,4 @@
-"""Think-longer dynamics of a recurrent run past its trained iterations (issue 20)."""
+"""Think-longer dynamics of a recurrent run past its trained iterations."""
 
 from recurdepth.analysis.registry import Analysis, Option, register_analysis
 
