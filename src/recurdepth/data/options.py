@@ -68,6 +68,20 @@ def at_least(low: int | float) -> Callable[[Any], str | None]:
     return rule
 
 
+def sized_options(default: int, size_help: str, eval_help: str,
+                  rule: Callable[[Any], str | None]) -> dict[str, DataOption]:
+    """``size`` and ``eval_size`` of a data set made at a chosen size, with the maze keys' aliases.
+
+    The keys (and their older names) are the mazes', so the sized-task code (example size, second
+    test size) serves every such data set.
+    """
+    return {
+        "size": DataOption(default, size_help, rule=rule, alias="maze_size"),
+        "eval_size": DataOption(None, eval_help, nullable=True, rule=rule,
+                                alias="eval_maze_size", resumable=True),
+    }
+
+
 def option_key(spec: DatasetSpec, name: str) -> str:
     """How error messages name an option: ``data.options.size (data.maze_size)``."""
     opt = spec.options.get(name)
@@ -95,4 +109,4 @@ def resolve_options(spec: DatasetSpec, given: Mapping[str, Any],
             for name, opt in spec.options.items()}
 
 
-__all__ = ["DataOption", "at_least", "odd_size", "option_key", "resolve_options"]
+__all__ = ["DataOption", "at_least", "odd_size", "option_key", "resolve_options", "sized_options"]

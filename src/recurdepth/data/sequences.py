@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recurdepth.data.options import DataOption
+from recurdepth.data.options import sized_options
 from recurdepth.data.registry import DatasetSpec, register_dataset
-from recurdepth.data.strings import PerPosition
+from recurdepth.data.tasks.per_position import PerPosition
 from recurdepth.data.tasks import register_task
 from recurdepth.errors import ConfigError
 
@@ -168,15 +168,9 @@ def _digits_rule(value: Any) -> str | None:
     return None if 1 <= value <= MAX_DIGITS else f"a number of digits in 1..{MAX_DIGITS} (the cap)"
 
 
-# The keys (and their older aliases) are the mazes' and strings' ones, so the project's sized-task
-# code (example size, second test size) serves sequences too.
-SEQUENCE_OPTIONS = {
-    "size": DataOption(8, "operand digits (copy: sequence digits) the run trains on (1..N) and "
-                          "tests on (exactly N)", rule=_digits_rule, alias="maze_size"),
-    "eval_size": DataOption(None, "also evaluate on examples of this many digits (e.g. 16)",
-                            nullable=True, rule=_digits_rule, alias="eval_maze_size",
-                            resumable=True),
-}
+SEQUENCE_OPTIONS = sized_options(
+    8, "operand digits (copy: sequence digits) the run trains on (1..N) and tests on (exactly N)",
+    "also evaluate on examples of this many digits (e.g. 16)", _digits_rule)
 
 _COMMON: dict[str, Any] = dict(files="recurdepth.data.sequences:sequence_files",
                                options=SEQUENCE_OPTIONS)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recurdepth.data.options import DataOption
+from recurdepth.data.options import sized_options
 from recurdepth.data.registry import DatasetSpec, register_dataset
-from recurdepth.data.tasks import DenseTask, register_task
+from recurdepth.data.tasks.per_position import PerPosition  # the task of these data sets
 from recurdepth.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -116,34 +116,13 @@ def string_side(length: int) -> int:
     return check_length(length)
 
 
-@register_task
-class PerPosition(DenseTask):
-    """A label at every position of a string; all positions count; exact match over the string."""
-
-    name = "per_position"
-    spatial_dims = 1  # positions per example: the length
-    sized = True
-    augmented = False
-    input_range = 1.0  # bits are stored as 0/1: the network sees exactly 0.0 and 1.0
-
-    def size_text(self, size: int) -> str:
-        """How reports name examples of ``size``: ``64-bit strings``."""
-        return f"{size}-bit strings"
-
-
 def _length_rule(value: Any) -> str | None:
     return None if 1 <= value <= MAX_LENGTH else f"a string length in 1..{MAX_LENGTH} bits"
 
 
-# The string data sets' options; the keys (and their older aliases) are the mazes' ones, so the
-# project's sized-task code (example size, second test size) serves both.
-STRING_OPTIONS = {
-    "size": DataOption(32, "string length the run trains and tests on, in bits (Bansal et al. "
-                           "train on 32)", rule=_length_rule, alias="maze_size"),
-    "eval_size": DataOption(None, "also evaluate on strings of this length (e.g. 64)",
-                            nullable=True, rule=_length_rule, alias="eval_maze_size",
-                            resumable=True),
-}
+STRING_OPTIONS = sized_options(
+    32, "string length the run trains and tests on, in bits (Bansal et al. train on 32)",
+    "also evaluate on strings of this length (e.g. 64)", _length_rule)
 
 register_dataset(DatasetSpec(
     "prefix_sums", 1, None, 2, "per_position", "recurdepth.data.strings:load_tensors", 100,

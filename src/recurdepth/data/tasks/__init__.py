@@ -13,7 +13,7 @@ from recurdepth.data.tasks.base import DenseTask, Task
 from recurdepth.data.tasks.registry import TASKS, get_task, register_task, task_of
 
 # Importing the built-in task modules registers them.
-from recurdepth.data.tasks import classification, maze  # noqa: E402,F401  isort: skip
+from recurdepth.data.tasks import classification, maze, per_position  # noqa: E402,F401  isort: skip
 from recurdepth.data.tasks.maze import wall_mask  # noqa: E402  isort: skip
 
 __all__ = ["TASKS", "DenseTask", "Task", "get_task", "register_task", "task_of", "wall_mask"]
