@@ -129,3 +129,43 @@ def test_train_help_lists_every_key_with_type_default_and_meaning(
     # A key added to a section later appears without editing the help.
     fields = {f.name for f in dataclasses.fields(RunConfig().runtime)}
     assert all(f" runtime.{name} (" in text for name in fields)
+
+
+@pytest.mark.parametrize("argv", [
+    ["model.family=maze", "model.effective_depth=12"],
+    ["model.family=dt_net_1d", "data.name=prefix_sums", "model.iters=30", "model.mode=feedforward"],
+    ["model.family=resnet18", "data.name=cifar10"],
+])
+def test_train_print_config_of_a_valid_run_never_imports_torch(argv: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE, "train", "--print-config", *argv],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    heavy = out.stdout.strip()  # PROBE prints only the heavy modules it found
+    assert "torch" not in heavy.split(","), f"{argv} imported {heavy}"
+
+
+def test_stored_family_specs_equal_the_registry_specs() -> None:
+    import dataclasses
+
+    from recurdepth.models.registry import get_family, list_models
+    from recurdepth.models.spec import _stored_specs
+
+    stored = _stored_specs()
+    assert sorted(stored) == list_models()
+    for name in list_models():
+        assert stored[name] == dataclasses.replace(get_family(name), builder=None), name
+
+
+def test_resolved_config_is_the_same_with_and_without_torch() -> None:
+    code = ("import sys; from recurdepth.training.config import load_config, resolve; "
+            "print(resolve(load_config(None, sys.argv[1:])).to_yaml()); "
+            "print('torch' in sys.modules)")
+    argv = ["model.family=maze_recall", "model.iters=10", "train.objective=progressive"]
+    light = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                           timeout=120)
+    heavy = subprocess.run([sys.executable, "-c", "import recurdepth.models.registry as r; "
+                            "r.get_family('maze'); " + code, *argv], capture_output=True,
+                           text=True, timeout=120)
+    assert light.returncode == 0 and heavy.returncode == 0, light.stderr + heavy.stderr
+    assert light.stdout.splitlines()[-1] == "False" and heavy.stdout.splitlines()[-1] == "True"
+    assert light.stdout.splitlines()[:-1] == heavy.stdout.splitlines()[:-1]

@@ -1,24 +1,20 @@
 """The model zoo: every family of the paper, recurrent and feed-forward, built by ``build_model``."""
 
-from recurdepth.models.registry import (
-    FamilySpec,
-    build_model,
-    family_with_option,
-    get_family,
-    list_models,
-    paper_configurations,
-)
-from recurdepth.models.unrolled import MODES, RecurDepthModel, UnrolledNet, count_layers
+from recurdepth.lazy import lazy_exports
 
-__all__ = [
-    "MODES",
-    "FamilySpec",
-    "RecurDepthModel",
-    "UnrolledNet",
-    "build_model",
-    "count_layers",
-    "family_with_option",
-    "get_family",
-    "list_models",
-    "paper_configurations",
-]
+# name -> module that defines it; imported on first use (the builders import torch, while config
+# resolution needs only recurdepth.models.spec).
+_EXPORTS = {
+    "MODES": "recurdepth.models.spec",
+    "FamilySpec": "recurdepth.models.spec",
+    "RecurDepthModel": "recurdepth.models.unrolled",
+    "UnrolledNet": "recurdepth.models.unrolled",
+    "build_model": "recurdepth.models.registry",
+    "count_layers": "recurdepth.models.unrolled",
+    "family_with_option": "recurdepth.models.registry",
+    "get_family": "recurdepth.models.registry",
+    "list_models": "recurdepth.models.registry",
+    "paper_configurations": "recurdepth.models.registry",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__all__ = sorted(_EXPORTS)

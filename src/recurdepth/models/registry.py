@@ -7,87 +7,13 @@ tests check it against the depth counted from each built model's structure).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from recurdepth.data.registry import get_dataset
 from recurdepth.errors import ConfigError, choices_message
-from recurdepth.models.unrolled import MODES, RecurDepthModel, meta_build
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """What the registry knows of a model family."""
-
-    name: str
-    description: str
-    builder: Callable[..., RecurDepthModel]
-    datasets: tuple[str, ...]
-    default_width: Mapping[str, int]
-    paper_depths: tuple[int, ...]
-    modes: tuple[str, ...] = MODES
-    depth_base: int | None = None  # None: a fixed-depth model (no iters)
-    depth_per_iter: int = 0
-    fixed_depth: int | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    variant_of: str | None = None  # the family this one is, plus its options (maze_dilated: maze)
-
-    @property
-    def unrolled(self) -> bool:
-        """True for families built as stem/body/head with a number of iterations."""
-        return self.depth_base is not None
-
-    def depth_for(self, iters: int) -> int:
-        """Effective depth of this family at ``iters`` iterations (SPEC §1 formula)."""
-        if not self.unrolled:
-            raise ConfigError(f"{self.name} has a fixed depth of {self.fixed_depth}")
-        return self.depth_base + self.depth_per_iter * iters
-
-    def iters_for(self, effective_depth: int) -> int:
-        """Iterations giving ``effective_depth``, or a ConfigError listing valid depths."""
-        if not self.unrolled:
-            if effective_depth != self.fixed_depth:
-                raise ConfigError(f"{self.name} has a fixed effective depth of {self.fixed_depth}, "
-                                  f"not {effective_depth}")
-            return 0
-        extra = effective_depth - self.depth_base
-        if extra < self.depth_per_iter or extra % self.depth_per_iter:
-            valid = [self.depth_for(i) for i in range(1, 7)]
-            raise ConfigError(
-                f"effective depth {effective_depth} is impossible for family {self.name!r} "
-                f"(depth = {self.depth_base} + {self.depth_per_iter}·iters); valid depths: "
-                f"{', '.join(map(str, valid))}, ..."
-            )
-        return extra // self.depth_per_iter
-
-    def resolve_iters(self, effective_depth: int | None, iters: int | None, *,
-                      prefix: str = "") -> int | None:
-        """Iterations of a model asked for by ``effective_depth`` or ``iters`` (give one).
-
-        None for a fixed-depth family, which takes no ``iters`` (an ``effective_depth`` must be
-        its depth). ``prefix`` (``"model."``) makes error messages name config keys.
-        """
-        if not self.unrolled:
-            if effective_depth is not None:
-                self.iters_for(effective_depth)
-            if iters is not None:
-                raise ConfigError(f"family {self.name!r} has a fixed depth: leave {prefix}iters "
-                                  f"unset")
-            return None
-        if effective_depth is None and iters is None:
-            raise ConfigError(f"family {self.name!r} needs {prefix}effective_depth or "
-                              f"{prefix}iters; paper depths: "
-                              f"{', '.join(map(str, self.paper_depths))}")
-        if effective_depth is not None:
-            implied = self.iters_for(effective_depth)
-            if iters is not None and iters != implied:
-                raise ConfigError(f"{prefix}effective_depth={effective_depth} and {prefix}iters="
-                                  f"{iters} disagree for family {self.name!r}: give only one")
-            iters = implied
-        if iters < 1:
-            raise ConfigError(f"{prefix}iters must be >= 1, got {iters}")
-        return iters
+from recurdepth.models.spec import MODES, FamilySpec, spec_fields
+from recurdepth.models.unrolled import RecurDepthModel, meta_build
 
 
 _FAMILIES: dict[str, FamilySpec] = {}
@@ -209,7 +135,8 @@ def zoo_table() -> dict[str, Any]:
     :func:`write_zoo_table` after changing a family).
     """
     return {"families": {name: get_family(name).description for name in list_models()},
-            "rows": [{c: r[c] for c in ZOO_COLUMNS} for r in paper_configurations()]}
+            "rows": [{c: r[c] for c in ZOO_COLUMNS} for r in paper_configurations()],
+            "specs": {name: spec_fields(get_family(name)) for name in list_models()}}
 
 
 def write_zoo_table() -> None:

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from recurdepth.errors import ConfigError
-
-MODES = ("recurrent", "feedforward")
+from recurdepth.models.spec import MODES
 
 # Modules on a residual shortcut (1x1 projections) are not on the longest path: not counted.
 _SHORTCUT_NAMES = ("shortcut", "downsample")

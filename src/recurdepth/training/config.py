@@ -689,6 +689,8 @@ def read_resolved(path: str | os.PathLike, error: type[Exception] = ConfigError)
 
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when available, else ``cpu``; anything else is checked by torch."""
+    if device in (AUTO, "cpu") and not gpu_driver_present():
+        return "cpu"  # no GPU driver: nothing for torch to find, and no 2-3 s wait for it
     import torch
 
     if device == AUTO:
@@ -702,6 +704,15 @@ def resolve_device(device: str) -> str:
         raise ConfigError(f"runtime.device={device} but CUDA is not available here; use "
                           f"runtime.device=cpu or auto")
     return device
+
+
+# Device files of the NVIDIA and AMD (ROCm) drivers: without one, torch sees no GPU.
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd")
+
+
+def gpu_driver_present() -> bool:
+    """True when a GPU driver's device files exist (then torch is asked whether CUDA works)."""
+    return any(os.path.exists(p) for p in GPU_DRIVER_FILES)
 
 
 # Default evaluation batch on a GPU (train.eval_batch_size unset): at least this many samples.
@@ -765,9 +776,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
         raise ConfigError(choices_message("optimizer (optim.name)", r.optim.name, OPTIMIZERS))
     if r.runtime.amp not in AMP_CHOICES:
         raise ConfigError(choices_message("runtime.amp", r.runtime.amp, AMP_CHOICES))
-    from recurdepth.models import get_family
+    from recurdepth.models.spec import family_spec
 
-    spec = get_family(r.model.family)  # ConfigError lists the families
+    spec = family_spec(r.model.family)  # ConfigError lists the families
     if r.data.name not in spec.datasets:
         raise ConfigError(f"model family {r.model.family!r} is not defined for data set "
                           f"{r.data.name!r}; valid data sets: {', '.join(spec.datasets)}")

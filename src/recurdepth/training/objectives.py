@@ -22,12 +22,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-from torch import Tensor, nn
+if TYPE_CHECKING:  # torch loads on first use, so config checks (check_objective) stay torch-free
+    from torch import Tensor, nn
 
-from recurdepth.data.augment import epoch_seed
 from recurdepth.data.tasks import Task
 from recurdepth.errors import ConfigError, choices_message
 
@@ -102,6 +101,7 @@ def make_objective(name: str, alpha: float = 1.0) -> Objective:
 
 def unwrapped(model: nn.Module) -> nn.Module:
     """The model inside a DDP or ``torch.compile`` wrapper (itself when not wrapped)."""
+    from torch import nn
     for attr in ("_orig_mod", "module"):
         while hasattr(model, attr) and isinstance(getattr(model, attr), nn.Module):
             model = getattr(model, attr)
@@ -127,19 +127,27 @@ class Progressive(Objective):
     uses_every_parameter = False  # with n > 0 the stem gets no gradient from the progressive term
 
     def __init__(self, alpha: float = 1.0) -> None:
+        import torch
+
         super().__init__(alpha)
         self.generator = torch.Generator().manual_seed(_SALT)
 
     def set_epoch(self, seed: int, epoch: int) -> None:
+        from recurdepth.data.augment import epoch_seed
+
         self.generator.manual_seed(epoch_seed(seed, epoch) ^ _SALT)
 
     def draw(self, iters: int, recurrent: bool) -> tuple[int, int]:
         """``(n, k)``: iterations without and with gradient (feed-forward: ``k = T - n``)."""
+        import torch
+
         n = int(torch.randint(0, iters, (), generator=self.generator))
         k = int(torch.randint(1, iters - n + 1, (), generator=self.generator))
         return (n, k) if recurrent else (n, iters - n)
 
     def terms(self, model: nn.Module, x: Tensor, y: Tensor, task: Task) -> Iterator[LossTerm]:
+        import torch
+
         net = unwrapped(model)
         iters = getattr(net, "iters", None)
         if not hasattr(net, "iterate") or iters is None:
