@@ -262,30 +262,44 @@ TWIN_ACCS = {("recurrent", 16): [80.0, 70.0, 85.0], ("feedforward", 16): [86.0, 
              ("recurrent", 8): [4.0, 3.0, 5.0]}
 
 
-def test_both_halves_with_depth_8_trained_once(tmp_path):
-    """Depth 8 trained once (recurrent) is shown under both modes; half (b) compares recurrent
-    depth 16 with it (same parameters) and half (a) stays open, with the trials it needs."""
+def _twin_report(tmp_path: Path, accs: dict[tuple[str, int], list[float]]):
+    """The report of a 3-trial experiment whose runs reached ``accs`` (depth 8 trained once,
+    as recurrent; the other depths in both modes); returns (files, parameters by (mode, depth))."""
+    depths = sorted({d for _, d in accs if d != 8})
     experiment = Experiment.from_dict({
         "name": "twin_test", "trials": 3,
         "base": {"model": {"family": "maze", "width": 4}, "data": {"name": "mazes", "maze_size": 5},
                  "train": {"epochs": 4}},
-        "grid": [{"model.effective_depth": [16], "model.mode": ["recurrent", "feedforward"]},
+        "grid": [{"model.effective_depth": depths, "model.mode": ["recurrent", "feedforward"]},
                  {"model.effective_depth": [8], "model.mode": ["recurrent"]}]})
     runs = experiment.runs()
-    assert len(runs) == 9
+    assert len(runs) == 3 * (2 * len(depths) + 1)
     db = db_path_for(tmp_path)
     params = {(r.config.model.mode, r.effective_depth): r.parameters for r in runs}
     with ResultStore.open(db, experiment) as store:
         store.sync_runs(runs, run_dirs_for(runs, tmp_path))
         for r in runs:
-            acc = TWIN_ACCS[(r.config.model.mode, r.effective_depth)][r.params["trial"]]
+            acc = accs[(r.config.model.mode, r.effective_depth)][r.params["trial"]]
             curve = [{"epoch": e, "train_acc": acc, "test_acc": acc} for e in range(1, 5)]
             store.mark_running(r.run_id)
             store.record_result(r.run_id, {
                 "status": "completed", "test_acc": acc, "train_acc": acc, "epochs": 4,
                 "parameters": r.parameters, "iters": r.iters, "curve": curve,
                 "effective_depth": r.effective_depth})
-    files = write_report(db)
+    return write_report(db), params
+
+
+def _trials_needed(diffs: list[float]) -> int:
+    """Trials per mode whose 95% interval at this spread decides (scipy's t quantiles)."""
+    s, mean = stats.tstd(diffs), abs(sum(diffs) / len(diffs))
+    return next(k for k in range(2, 10_000)
+                if stats.t.ppf(0.975, k - 1) * s / math.sqrt(k) <= max(5.0, mean))
+
+
+def test_both_halves_with_depth_8_trained_once(tmp_path):
+    """Depth 8 trained once (recurrent) is shown under both modes; half (b) compares recurrent
+    depth 16 with it (same parameters) and half (a) stays open, with the trials it needs."""
+    files, params = _twin_report(tmp_path, TWIN_ACCS)
     md = files.index.read_text()
     # The depth table shows depth 8 under both modes, with the one network's parameters.
     row8 = next(line for line in (files.folder / "depth_table.md").read_text().splitlines()
@@ -308,10 +322,7 @@ def test_both_halves_with_depth_8_trained_once(tmp_path):
             ) in md
     # Half (a) at depth 16: differences -6, -14, -0.5 → inconclusive; the trials that would
     # decide it come from scipy's t at the observed spread.
-    diffs = [-6.0, -14.0, -0.5]
-    s = stats.tstd(diffs)
-    need = next(k for k in range(2, 10_000)
-                if stats.t.ppf(0.975, k - 1) * s / math.sqrt(k) <= max(5.0, abs(sum(diffs) / 3)))
+    need = _trials_needed([-6.0, -14.0, -0.5])
     assert (f"Headline: decided at equal parameters; not decided at equal effective depth "
             f"(depth 16: about {need} trials per mode (3 ran)") in md
     assert "the recurrent model beats the feed-forward model with the same parameter count at " \
@@ -320,6 +331,24 @@ def test_both_halves_with_depth_8_trained_once(tmp_path):
     assert md.count("convergence, recurrent, depth 8 (also shown as feed-forward") == 1
     assert "convergence, feed-forward, depth 8" not in md
     assert "(b) Equal parameters" in files.verdict_text()
+
+
+def test_headline_names_the_depths_where_a_half_is_decided(tmp_path):
+    """Half (b) decided at depth 16 but open at depth 12: the headline says both, with the
+    trials depth 12 would need (the main job's seed-0 shape)."""
+    accs = {**TWIN_ACCS, ("recurrent", 12): [40.0, 10.0, 60.0],
+            ("feedforward", 12): [50.0, 52.0, 51.0]}
+    files, _ = _twin_report(tmp_path, accs)
+    md = files.index.read_text()
+    need_b12 = _trials_needed([40.0 - 4.0, 10.0 - 3.0, 60.0 - 5.0])
+    need_a12 = _trials_needed([-10.0, -42.0, 9.0])
+    need_a16 = _trials_needed([-6.0, -14.0, -0.5])
+    assert (f"Headline: decided at equal parameters at depth 16 (recurrent ahead); not decided "
+            f"at equal effective depth (depth 12: about {need_a12} trials per mode (3 ran); "
+            f"depth 16: about {need_a16} trials per mode (3 ran), if the observed mean and "
+            f"spread held; or a GPU, which trains such trials and the paper's full-size models); "
+            f"and at equal parameters (depth 12: about {need_b12} trials per mode (3 ran), if "
+            f"the observed mean and spread held;") in md
 
 
 def test_header_and_verdict_agree_on_trials_and_a_smoke_run_says_so(tmp_path, capsys):

@@ -172,6 +172,14 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
                        verdicts=verdicts, warnings=warnings)
 
 
+def _note_html(note: str) -> str:
+    """A table's note as HTML: its text, then its ``- item`` lines (markdown) as a list."""
+    e = html.escape
+    text, *items = note.split("\n- ")
+    listed = "<ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>" if items else ""
+    return f"<p>{e(text)}</p>{listed}"
+
+
 # On load, the page records whether every image decoded (used by the browser test).
 def _trials_line(groups: list[GroupStat]) -> str:
     """``3 trial(s) per configuration``, counted from the runs (a swept seed is a trial too)."""
@@ -229,7 +237,7 @@ def _html(name: str, summary: str, figures: list[tuple[str, Path]], tables: list
     for t in tables:
         parts += [f"<h2>{e(t.title)}</h2>",
                   f"<p><a href='{t.name}.md'>Markdown</a> · <a href='{t.name}.csv'>CSV</a></p>",
-                  f"<p>{e(t.note)}</p>" if t.note else "",
+                  _note_html(t.note) if t.note else "",
                   "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr>"]
         parts += ["<tr>" + "".join(f"<td>{e(c.replace(chr(92) + '|', '|'))}</td>" for c in row)
                   + "</tr>" for row in t.rows]

@@ -382,6 +382,16 @@ def parameter_verdicts(groups: Sequence[GroupStat]) -> list[ParameterVerdict]:
     return out
 
 
+# How the headline names a decided comparison's outcome.
+_OUTCOME_WORDS = {"within": "recurrent within ±5 points", "behind": "recurrent behind",
+                  "ahead": "recurrent ahead"}
+
+
+def _depth_of(item: DepthVerdict | ParameterVerdict) -> int | None:
+    """The recurrent model's effective depth that ``item`` compares."""
+    return item.depth if isinstance(item, DepthVerdict) else item.recurrent.effective_depth
+
+
 def _decide_hint(items: Sequence[DepthVerdict | ParameterVerdict]) -> str:
     """What would decide the open comparisons: trials per mode at the observed spread."""
     needs = []
@@ -389,8 +399,7 @@ def _decide_hint(items: Sequence[DepthVerdict | ParameterVerdict]) -> str:
         d = item.difference
         n = None if d is None else trials_to_decide(d)
         ran = 0 if d is None else min(d.n_recurrent, d.n_feedforward)
-        label = (f"depth {item.depth}" if isinstance(item, DepthVerdict)
-                 else f"depth {item.recurrent.effective_depth}")
+        label = f"depth {_depth_of(item)}"
         if n is None:
             needs.append(f"{label}: at least 2 trials per mode for an interval ({ran} ran)")
         elif n > MAX_TRIALS:
@@ -433,30 +442,25 @@ class PanelVerdict:
                          f"(neither model learned)")
         return f"Overall: {'; '.join(parts)}."
 
-    def halves(self) -> dict[str, tuple[bool, str]]:
-        """Per half ("equal effective depth", "equal parameters"): decided?, and its open items."""
-        tested = [d for d in self.depths if not d.no_test]
-        open_depths = [d for d in tested if d.outcome not in ("within", "behind", "ahead")]
-        params = [p for p in self.parameters if not p.no_test]
-        open_params = [p for p in params if p.outcome not in ("within", "behind", "ahead")]
-        return {"equal effective depth": (bool(tested) and not open_depths,
-                                          _decide_hint(open_depths)),
-                "equal parameters": (bool(params) and not open_params,
-                                     _decide_hint(open_params))}
-
     def headline(self) -> str:
-        """Which half is decided, which is not, and what would decide the open one."""
+        """Which half is decided (wholly or at which depths), which is not, and what would decide it."""
         decided, open_ = [], []
-        for name, (done, hint) in self.halves().items():
-            has = [p for p in self.parameters if not p.no_test] if name == "equal parameters" \
-                else [d for d in self.depths if not d.no_test]
-            if done:
-                decided.append(name)
-            elif has:
-                open_.append(f"{name} ({hint}, if the observed mean and spread held; or a GPU, "
-                             f"which trains such trials and the paper's full-size models)")
-            else:
+        for name, items in (("equal effective depth", [d for d in self.depths if not d.no_test]),
+                            ("equal parameters", [p for p in self.parameters if not p.no_test])):
+            done = [i for i in items if i.outcome in ("within", "behind", "ahead")]
+            undecided = [i for i in items if i.outcome not in ("within", "behind", "ahead")]
+            if not items:
                 open_.append(f"{name} (no comparison where a model learned)")
+                continue
+            if done and undecided:  # a half decided at some depths only says which
+                decided.append(f"{name} at " + ", ".join(
+                    f"depth {_depth_of(i)} ({_OUTCOME_WORDS[i.outcome]})" for i in done))
+            elif done:
+                decided.append(name)
+            if undecided:
+                open_.append(f"{name} ({_decide_hint(undecided)}, if the observed mean and "
+                             f"spread held; or a GPU, which trains such trials and the paper's "
+                             f"full-size models)")
         text = []
         if decided:
             text.append(f"decided at {' and '.join(decided)}")
