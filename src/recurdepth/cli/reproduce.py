@@ -33,15 +33,15 @@ OUT_ROOT = Path("reproduce")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="reproduce the paper's central claim end to end (default: ~27 min on a 2-core CPU "
+        help="reproduce the paper's central claim end to end (default: ~15 min on a 2-core CPU "
              "with bf16 units)",
         description="Generate small mazes, train recurrent and feed-forward maze solvers at "
         "several effective depths, and write the report: the verdict on the paper's claim "
         "(per depth, recurrent minus feed-forward accuracy with a 95% confidence interval, the "
         "parameter ratio, convergence of every run; also printed here), accuracy vs effective "
         "depth with parameter counts, learning curves, accuracy vs test-time iterations up to "
-        "twice the trained count, and the tables. The default takes about 27 minutes on a "
-        "2-core CPU with bf16 instructions (avx512_bf16/amx_bf16; roughly twice as long without); "
+        "twice the trained count, and the tables. The default took 14.5 minutes on a 2-core CPU "
+        "with bf16 instructions (avx512_bf16/amx_bf16; expect roughly twice as long without); "
         "--full trains the deeper solvers twice as long (about an hour); --quick is a smoke "
         "version of under a minute; --preset NAME runs a paper experiment at the authors' scale "
         f"(presets: {', '.join(list_presets())}). Rerunning continues where it stopped.",
