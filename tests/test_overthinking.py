@@ -10,10 +10,10 @@ The tiny solver (TINY below): 5x5 mazes (16x16 px), 600 training and 200 test ma
 recurrent maze solver of effective depth 16 (3 iterations) and width 16, Adam at lr 0.005 with
 the shared unit's rate not divided and gradients clipped to norm 1, batch 25, 20 epochs, one
 thread. Like the 7x7 width-32 solver of the dynamics work, it solves most test mazes at 3-4
-iterations and almost none by 24. Measured with seeds 0-4: all five overthink, peaks of about 74, 64,
-76, 44 and 53% at iteration 3 or 4 and 0-7% at 24 (seeds 0 and 1, tested here: 74.5% at 3 and
-64.0% at 4, then 0.0% and 1.0%). Without the clipping (30 epochs) one seed of five stayed at 0%.
-This file took 128-141 s wall and 35-36 s CPU, niced at load 7-11 on 2 cores.
+iterations and almost none by 24. Measured with seeds 0-4: all five overthink, with peaks of
+about 74, 64, 76, 44 and 53% at iteration 3 or 4 and 0-7% at 24 (seeds 0 and 1, tested here:
+74.5% at 3 and 64.0% at 4, then 0.0% and 1.0%). Without the clipping (30 epochs) one seed of
+five stayed at 0%. This file took 128-141 s wall and 35-36 s CPU, niced at load 7-11 on 2 cores.
 """
 
 from __future__ import annotations
