@@ -86,8 +86,11 @@ def test_bad_seed_and_unknown_preset_are_one_line_errors(tmp_path, capsys, monke
     assert main(["reproduce", "--preset", "fig9_nothing"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "unknown experiment preset 'fig9_nothing'; valid choices:" in err
-    assert "fig2_cifar10" in err and "quick" in err
+    assert "unknown preset 'fig9_nothing'; valid choices:" in err
+    assert "fig2_cifar10" in err and "quick" in err and "mazes_cka" in err
+    # A near miss of an analysis preset is suggested like an experiment preset's.
+    assert main(["reproduce", "--preset", "mazes_ck"]) == 2
+    assert "(did you mean 'mazes_cka'?)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from recurdepth.cli.sweep import add_experiment_options, executor_from_args
-from recurdepth.errors import ConfigError
+from recurdepth.errors import ConfigError, choices_message
 from recurdepth.experiments.spec import DEFAULT_PRESET, Experiment, list_presets, load_experiment
 from recurdepth.experiments.sweep import run_sweep
 
@@ -88,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
                           f"the default job")
     if args.preset in _analysis_presets():
         return run_analysis(args)
+    if (args.preset is not None and args.preset not in list_presets()
+            and not args.preset.endswith((".yaml", ".yml")) and not Path(args.preset).is_file()):
+        # One list of both kinds, so a near miss of an analysis preset is suggested too.
+        raise ConfigError(choices_message("preset", args.preset,
+                                          [*list_presets(), *_analysis_presets()])
+                          + "; or give the path of an experiment YAML file")
     if args.preset is not None and (args.quick or args.full):
         raise ConfigError(f"--{'quick' if args.quick else 'full'} goes with the default job or an "
                           f"analysis preset ({', '.join(_analysis_presets())}); experiment preset "
@@ -171,6 +177,10 @@ def run_analysis(args: argparse.Namespace) -> int:
     print(f"reproduce {preset.name}{' (quick)' if args.quick else ''}: {preset.analysis} on "
           f"runs of {preset.of} -> {out}")
     print(f"  {preset.description}")
+    if preset.of == DEFAULT_PRESET and not args.quick:
+        print(f"  Its runs are the main job's, in {out.parent}/: any not trained there yet are "
+              f"trained first, at the main job's budget (the whole job: about 15 minutes on 2 "
+              f"cores); --quick trains small ones instead.")
     start = time.perf_counter()
     done = run_analysis_preset(preset, out, quick=args.quick, data_root=args.data_root,
                                executor=executor, progress=not args.no_progress)
