@@ -61,6 +61,27 @@ def test_feedforward_twin_of_a_recall_net_computes_the_same():
         torch.testing.assert_close(twin(x), model(x))
 
 
+@pytest.mark.parametrize("mode", ["recurrent", "feedforward"])
+def test_one_label_per_string_is_the_last_positions_logits(mode):
+    """On parity the head reads the last position; everything else is the prefix-sum net."""
+    torch.manual_seed(0)
+    per_position = build_model("dt_net_1d", mode, iters=3, width=8, dataset="prefix_sums").eval()
+    per_string = build_model("dt_net_1d", mode, iters=3, width=8, dataset="parity").eval()
+    per_string.load_state_dict(per_position.state_dict())  # same layers, same weights
+    assert per_string.num_parameters == per_position.num_parameters
+    assert per_string.effective_depth == per_position.effective_depth == 4 + 5 * 3
+    x = torch.randint(0, 2, (4, 1, 1, 13)).float()
+    with torch.no_grad():
+        full = per_position(x)
+        one = per_string(x)
+    assert one.shape == (4, 2)
+    torch.testing.assert_close(one, full[:, :, -1])
+    assert not torch.allclose(one, full[:, :, 0])  # not any position: the last one
+    if mode == "recurrent":  # thinking longer keeps one row per string
+        with torch.no_grad():
+            torch.testing.assert_close(per_string(x, iters=6), per_position(x, iters=6)[..., -1])
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(family="dt_net_1d", recall="yes"), "model.options.recall must be true or false"),
     (dict(family="dt_net_1d", width=2), "width must be >= 4"),

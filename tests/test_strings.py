@@ -92,3 +92,51 @@ def test_the_task_scores_exact_strings_and_averages_every_position():
     per = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     assert float(denom) == 8.0 and torch.isclose(total, per.sum())
     assert task.mask(torch.zeros(2, 1, 1, 4)) is None and task.chance(2) == 0.0
+
+
+def test_parity_is_a_registered_data_set_of_the_whole_strings_parity():
+    spec = get_dataset("parity")
+    x, y = spec.load_tensors("unused", "test", size=48, limit=300)
+    assert tuple(x.shape) == (300, 1, 1, 48) and str(x.dtype) == "torch.uint8"
+    assert tuple(y.shape) == (300,) and str(y.dtype) == "torch.int64"
+    bits = x.numpy()[:, 0, 0]
+    # Independent of the generator: count the ones of each string.
+    np.testing.assert_array_equal(y.numpy(), [sum(int(b) for b in row) % 2 for row in bits])
+    assert 100 < int(y.sum()) < 200  # both labels occur (300 fair coins: 6 sigma is +-52)
+    # The same strings as the prefix-sum data set: parity is their last prefix sum.
+    px, py = get_dataset("prefix_sums").load_tensors("unused", "test", size=48, limit=300)
+    assert (px == x).all() and (py[:, -1] == y).all()
+    again = spec.load_tensors("elsewhere", "test", size=48, limit=300)
+    assert x.numpy().tobytes() == again[0].numpy().tobytes()
+    assert y.numpy().tobytes() == again[1].numpy().tobytes()
+    files = spec.data_files("unused", (8,))
+    assert sorted(files) == ["parity/test-8", "parity/train-8"]
+    assert files["parity/test-8"] != get_dataset("prefix_sums").data_files("unused", (8,))[
+        "prefix_sums/test-8"]  # the labels differ, so does the fingerprint
+    assert spec.image_side(48) == 48
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 1000, strings.MAX_LENGTH])
+def test_parity_any_length_byte_identical_for_a_seed(length):
+    a = strings.generate("parity", 20, length, seed=5)
+    b = strings.generate("parity", 20, length, seed=5)
+    assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+    assert a[0].shape == (20, length) and a[1].shape == (20,)
+    np.testing.assert_array_equal(a[1], a[0].astype(np.int64).sum(axis=1) % 2)
+
+
+def test_the_parity_task_scores_one_label_per_string_with_chance_half():
+    import torch
+
+    task = task_of("parity")
+    assert task.name == "per_string" and not task.per_pixel and task.sized
+    assert task.chance(2) == 50.0 and not task.augmented
+    raw = torch.tensor([[[[0, 1, 1]]], [[[1, 1, 1]]]], dtype=torch.uint8)
+    assert task.scale_inputs(raw).tolist() == raw.float().tolist()  # bits stay 0.0 and 1.0
+    y = torch.tensor([0, 1])
+    logits = torch.tensor([[2.0, -1.0], [3.0, 0.0]])  # right, wrong
+    assert task.correct(logits, y, raw).tolist() == [True, False]
+    total, denom = task.loss_terms(logits, y, raw)
+    expected = -(torch.log_softmax(logits, 1)[0, 0] + torch.log_softmax(logits, 1)[1, 1])
+    assert float(denom) == 2.0 and torch.isclose(total, expected)
+    assert task.size_text(64) == "64-bit strings"

@@ -35,9 +35,22 @@ class DataOption:
     # True: changing it does not change what is learned (e.g. an extra test size), so it is not
     # part of a run's identity and may change when a run resumes.
     resumable: bool = False
+    # True: a list of values is accepted too (each checked; e.g. several test sizes).
+    many: bool = False
 
     def check(self, key: str, value: Any) -> Any:
         """``value`` converted and checked (ConfigError naming ``key`` and what is allowed)."""
+        if self.many and isinstance(value, (list, tuple)):
+            if not value:
+                raise ConfigError(f"{key}: expected a {self.kind.__name__} or a non-empty list "
+                                  f"of them, got []")
+            items = [self._check_one(f"{key}[{i}]", v) for i, v in enumerate(value)]
+            if None in items:
+                raise ConfigError(f"{key}: a list may not hold null, got {list(value)!r}")
+            return list(dict.fromkeys(items))  # a repeated value would be tested twice
+        return self._check_one(key, value)
+
+    def _check_one(self, key: str, value: Any) -> Any:
         if value is None:
             if self.nullable:
                 return None
@@ -47,6 +60,7 @@ class DataOption:
             value, ok = float(value), True
         if not ok:
             raise ConfigError(f"{key}: expected {self.kind.__name__}"
+                              f"{' or a list of them' if self.many else ''}"
                               f"{' or null' if self.nullable else ''}, got {value!r}")
         problem = self.rule(value) if self.rule is not None else None
         if problem:
@@ -72,13 +86,13 @@ def sized_options(default: int, size_help: str, eval_help: str,
                   rule: Callable[[Any], str | None]) -> dict[str, DataOption]:
     """``size`` and ``eval_size`` of a data set made at a chosen size, with the maze keys' aliases.
 
-    The keys (and their older names) are the mazes', so the sized-task code (example size, second
-    test size) serves every such data set.
+    The keys (and their older names) are the mazes', so the sized-task code (example size, other
+    test sizes: ``eval_size`` is one size or a list) serves every such data set.
     """
     return {
         "size": DataOption(default, size_help, rule=rule, alias="maze_size"),
         "eval_size": DataOption(None, eval_help, nullable=True, rule=rule,
-                                alias="eval_maze_size", resumable=True),
+                                alias="eval_maze_size", resumable=True, many=True),
     }
 
 

@@ -170,7 +170,8 @@ def _digits_rule(value: Any) -> str | None:
 
 SEQUENCE_OPTIONS = sized_options(
     8, "operand digits (copy: sequence digits) the run trains on (1..N) and tests on (exactly N)",
-    "also evaluate on examples of this many digits (e.g. 16)", _digits_rule)
+    "also evaluate on examples of this many digits, or of each count of a list (e.g. 16 or "
+    "[16, 24])", _digits_rule)
 
 _COMMON: dict[str, Any] = dict(files="recurdepth.data.sequences:sequence_files",
                                options=SEQUENCE_OPTIONS)

@@ -8,8 +8,9 @@ fingerprint of a run is the checksum of the generated arrays (a changed generato
 
 Inputs are stored like images, ``uint8 (N, 1, 1, L)`` (one channel, height 1, width L), so that the
 project's tensor pipeline (batching, normalisation, evaluation) carries them unchanged; the 1-D
-family flattens the height away. The prefix-sum data set registers its task here: a label per
-position, every position counts, a string is right only when all its positions are.
+family flattens the height away. Both data sets are registered here: ``prefix_sums`` with the
+per-position task (every position counts, a string is right only when all its positions are),
+``parity`` with the per-string task (one label, chance 50%).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 
 from recurdepth.data.options import sized_options
 from recurdepth.data.registry import DatasetSpec, register_dataset
-from recurdepth.data.tasks.per_position import PerPosition  # the task of these data sets
+from recurdepth.data.tasks.per_position import PerPosition  # the task of prefix_sums
+from recurdepth.data.tasks.per_string import PerString  # the task of parity
 from recurdepth.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -82,7 +84,9 @@ def split_seed(split: str, seed: int = DATA_SEED) -> int:
 
 def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: int | None,
                  download: bool = False) -> tuple[Tensor, Tensor]:
-    """The data-set loader: uint8 inputs (N,1,1,L) and int64 labels (N,L) of ``size``-bit strings.
+    """The data-set loader: uint8 inputs (N,1,1,L) and int64 labels of ``size``-bit strings.
+
+    Labels are (N, L) for prefix sums, (N,) for parity (the data set ``name`` says which).
 
     ``root`` and ``download`` are unused (nothing is read or fetched); ``limit`` keeps the first
     strings, which are the same whatever the limit; ``size`` None: the default length.
@@ -122,15 +126,21 @@ def _length_rule(value: Any) -> str | None:
 
 STRING_OPTIONS = sized_options(
     32, "string length the run trains and tests on, in bits (Bansal et al. train on 32)",
-    "also evaluate on strings of this length (e.g. 64)", _length_rule)
+    "also evaluate on strings of this length, or of each length of a list (e.g. 64 or [64, 128])",
+    _length_rule)
 
 register_dataset(DatasetSpec(
     "prefix_sums", 1, None, 2, "per_position", "recurdepth.data.strings:load_tensors", 100,
     side_of_size=string_side, files="recurdepth.data.strings:string_files",
     options=STRING_OPTIONS,
     description="prefix sums of random bit strings (Bansal et al. 2022), generated from a seed"))
+register_dataset(DatasetSpec(
+    "parity", 1, None, 2, "per_string", "recurdepth.data.strings:load_tensors", 100,
+    side_of_size=string_side, files="recurdepth.data.strings:string_files",
+    options=STRING_OPTIONS,
+    description="parity of random bit strings (one label per string), generated from a seed"))
 
 
-__all__ = ["DATA_SEED", "KINDS", "MAX_LENGTH", "N_TEST", "N_TRAIN", "PerPosition", "STRING_OPTIONS",
-           "check_length", "generate", "load_tensors", "parity", "prefix_sums", "random_bits",
+__all__ = ["DATA_SEED", "KINDS", "MAX_LENGTH", "N_TEST", "N_TRAIN", "PerPosition", "PerString",
+           "STRING_OPTIONS", "check_length", "generate", "load_tensors", "parity", "prefix_sums", "random_bits",
            "split_seed", "string_files", "string_side"]

@@ -124,10 +124,10 @@ def write_report(db_path: str | Path, out_dir: str | Path | None = None) -> Repo
         figures.append(("Accuracy vs test-time iterations", fig))
     fig = plot_saved_evaluations(groups, folder / "saved_evaluations.png",
                                  title=f"{name}: recurrent models in saved evaluations (recurdepth "
-                                       f"eval), accuracy vs test-time iterations on other maze "
+                                       f"eval), accuracy vs test-time iterations on other test "
                                        f"sizes or splits (★ = trained iterations)")
     if fig:
-        figures.append(("Saved evaluations: other maze sizes and splits", fig))
+        figures.append(("Saved evaluations: other test sizes and splits", fig))
     fig = plot_learning_curves(groups, folder / "learning_curves.png",
                                title=f"{name}: learning curves, test (solid) and train (dashed, "
                                      f"no augmentation) accuracy per epoch, one line per run")

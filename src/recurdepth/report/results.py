@@ -239,22 +239,31 @@ def _saved_eval(entry: Any) -> tuple[EvalSetting, int, SavedEval] | str:
 def in_run_evals(config: dict[str, Any], result: dict[str, Any]) -> dict[EvalSetting, SavedEval]:
     """A run's own final evaluations as saved ones, when they say more than its test accuracy.
 
-    They count when the run was also tested at a second size (``data.eval_maze_size``): then
-    its results at the trained and the second size (curves to ``train.eval_iters``) join the
-    evaluation tables, which give accuracy per size x iteration and the best iteration.
+    They count when the run was also tested at other sizes (``data.options.eval_size``, one size
+    or a list; results name them in ``eval_sizes``, or, before lists, the one
+    ``eval_maze_size``): then its results at the trained and the other sizes (curves to
+    ``train.eval_iters``) join the evaluation tables, which give accuracy per size x iteration
+    and the best iteration.
     """
     limit = config.get("data", {}).get("test_limit")
-    per, other = result.get("test_acc_per_iter"), result.get("eval_maze_size")
+    per = result.get("test_acc_per_iter")
+    others = result.get("eval_sizes")
+    if not isinstance(others, list):
+        others = [{"size": result.get("eval_maze_size"), "acc": result.get("eval_maze_acc"),
+                   "acc_per_iter": result.get("eval_maze_acc_per_iter")}]
+    others = [o for o in others if isinstance(o, dict) and _is_int(o.get("size"))
+              and _is_num(o.get("acc"))]
     out: dict[EvalSetting, SavedEval] = {}
-    if not _is_int(other) or not _is_num(result.get("test_acc")):
+    if not others or not _is_num(result.get("test_acc")):
         return out
     size = result.get("maze_size")
     out[EvalSetting("test", size if _is_int(size) else None, limit)] = SavedEval(
         float(result["test_acc"]), [float(v) for v in per] if per else None, None)
-    if _is_int(other) and _is_num(result.get("eval_maze_acc")):
-        curve = result.get("eval_maze_acc_per_iter")
-        out[EvalSetting("test", other, limit)] = SavedEval(
-            float(result["eval_maze_acc"]), [float(v) for v in curve] if curve else None, None)
+    for other in others:
+        curve = other.get("acc_per_iter")
+        curve = [float(v) for v in curve] if isinstance(curve, list) and curve else None
+        out[EvalSetting("test", other["size"], limit)] = SavedEval(float(other["acc"]), curve,
+                                                                   None)
     return out
 
 

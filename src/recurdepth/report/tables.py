@@ -180,7 +180,8 @@ def eval_tables(groups: Sequence[GroupStat]) -> list[Table]:
         for it, m, se, n in stats:
             step_rows.append([*ident, str(it), str(n), fmt_acc(m, se)])
             step_csv_rows.append([*ident_raw, it, n, m, se])
-    title = "Saved evaluations (`recurdepth eval`, eval.json; mean ± standard error over trials)"
+    title = ("Saved evaluations (the run's own test sizes, and `recurdepth eval` in eval.json; "
+             "mean ± standard error over trials)")
     tables = [Table("evaluations", title, header, rows, csv_header, csv_rows)]
     if step_rows:
         tables.append(Table("evaluations_per_iter", "Saved evaluations per test-time iteration "

@@ -188,16 +188,24 @@ class RunConfig:
         """The size the training examples are made at (data.options.size); None if unsized."""
         return self.data_option("size") if self.task.sized else None
 
+    def eval_sizes(self) -> tuple[int, ...]:
+        """The other test sizes of a sized task (data.options.eval_size: one or a list)."""
+        if not self.task.sized:
+            return ()
+        value = self.data_option("eval_size")
+        sizes = value if isinstance(value, (list, tuple)) else (value,)
+        return tuple(dict.fromkeys(int(s) for s in sizes if s is not None))
+
     def eval_size(self) -> int | None:
-        """The second test size of a sized task (data.options.eval_size), or None."""
-        return self.data_option("eval_size") if self.task.sized else None
+        """The first other test size of a sized task (data.options.eval_size), or None."""
+        sizes = self.eval_sizes()
+        return sizes[0] if sizes else None
 
     def example_sizes(self) -> tuple[int, ...]:
         """Every example size the run reads: trained on, and tested on (data.options.eval_size)."""
         if not self.task.sized:
             return ()
-        sizes = (self.example_size(), self.eval_size())
-        return tuple(dict.fromkeys(s for s in sizes if s is not None))
+        return tuple(dict.fromkeys((self.example_size(), *self.eval_sizes())))
 
     def name_prefix(self) -> str:
         """The readable start of a default run name, such as ``maze-recurrent-d16-mazes9-s0``."""

@@ -355,7 +355,7 @@ def _finish(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData, progr
 
 
 def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -> dict[str, Any]:
-    """Final figures: test and train accuracy, accuracy per iteration, other maze size."""
+    """Final figures: test and train accuracy, accuracy per iteration, other test sizes."""
     out: dict[str, Any] = {
         "name": cfg.name, "family": cfg.model.family, "mode": cfg.model.mode,
         "dataset": cfg.data.name, "maze_size": cfg.example_size(),
@@ -371,15 +371,23 @@ def evaluate_run(model: nn.Module, cfg: RunConfig, test: Any, train_eval: Any) -
     if ev["note"]:
         out["note"] = ev["note"]
     out["train_acc"] = evaluate(model, cfg, train_eval, per_iter=False)["acc"]
-    eval_size = cfg.eval_size()
-    if eval_size is not None:  # a second test size (sized tasks only)
-        other = build_batches(cfg, "test", train=False, size=eval_size)
+    others = []
+    for size in cfg.eval_sizes():  # other test sizes (sized tasks only)
+        if size == cfg.example_size():
+            continue
+        batches = build_batches(cfg, "test", train=False, size=size)
         per = ev["acc_per_iter"]
-        ev_other = evaluate(model, cfg, other, iters=len(per) if per else None,
+        ev_other = evaluate(model, cfg, batches, iters=len(per) if per else None,
                             per_iter=per is not None)
-        out.update(eval_maze_size=eval_size, eval_maze_acc=ev_other["acc"])
-        if per is not None:
-            out["eval_maze_acc_per_iter"] = ev_other["acc_per_iter"]
+        others.append({"size": size, "acc": ev_other["acc"],
+                       "acc_per_iter": ev_other["acc_per_iter"] if per is not None else None})
+    if others:
+        # The first other size keeps the keys every earlier result has (readers of one size).
+        first = others[0]
+        out.update(eval_maze_size=first["size"], eval_maze_acc=first["acc"])
+        if first["acc_per_iter"] is not None:
+            out["eval_maze_acc_per_iter"] = first["acc_per_iter"]
+        out["eval_sizes"] = others
     return out
 
 

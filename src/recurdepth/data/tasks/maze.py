@@ -42,8 +42,9 @@ class Maze(DenseTask):
 MAZE_OPTIONS = {
     "size": DataOption(9, "maze size the run trains and tests on (odd; 9, 11, 13 are the paper's "
                           "small, medium, large)", rule=odd_size(), alias="maze_size"),
-    "eval_size": DataOption(None, "also evaluate on mazes of this size (e.g. 13)", nullable=True,
-                            rule=odd_size(), alias="eval_maze_size", resumable=True),
+    "eval_size": DataOption(None, "also evaluate on mazes of this size, or of each size of a "
+                                  "list (e.g. 13 or [11, 13])", nullable=True,
+                            rule=odd_size(), alias="eval_maze_size", resumable=True, many=True),
     "shift": DataOption(0, "training mazes shifted by up to N px on a canvas 2N px larger",
                         rule=at_least(0), alias="maze_shift"),
 }
