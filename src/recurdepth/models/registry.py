@@ -12,7 +12,7 @@ from typing import Any
 
 from recurdepth.data.registry import get_dataset
 from recurdepth.errors import ConfigError, choices_message
-from recurdepth.models.spec import MODES, FamilySpec, spec_fields
+from recurdepth.models.spec import FamilySpec, spec_fields
 from recurdepth.models.unrolled import RecurDepthModel, meta_build
 
 
