@@ -29,6 +29,10 @@ def test_parameter_counts_looped_equals_one_block():
     stacked = build_model("transformer", "feedforward", iters=6, dataset="addition")
     assert looped.num_parameters == once.num_parameters == expected_parameters(64, 1) == 57_162
     assert stacked.num_parameters == expected_parameters(64, 6) == 307_082
+    # Exactly the one-block model's parameters: same names and shapes, so its weights load.
+    shapes = {k: v.shape for k, v in looped.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in once.state_dict().items()}
+    looped.load_state_dict(once.state_dict())
 
 
 def test_effective_depth_counts_attention_and_mlp_once():
@@ -56,6 +60,9 @@ def test_feedforward_twin_computes_the_looped_outputs():
     model = build_model("transformer", "recurrent", iters=4, width=32, dataset="addition").eval()
     twin = model.feedforward_twin().eval()
     assert len(twin.body) == 4 and twin.num_parameters > model.num_parameters
+    for block in twin.body:  # tied: every block holds the looped block's weights
+        for (name, p), q in zip(block.named_parameters(), model.body[0].parameters()):
+            assert torch.equal(p, q), name
     x = torch.randint(0, 100, (5, 1, 1, 9)).float()
     with torch.no_grad():
         torch.testing.assert_close(twin(x), model(x), rtol=0, atol=1e-6)

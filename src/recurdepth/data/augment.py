@@ -10,8 +10,9 @@ is reproducible on any device and a resumed run sees exactly the batches it woul
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -276,3 +277,33 @@ class TensorBatches:
                         plan.vflip[lo:hi] if self.augment.vflip else None,
                     )
             yield _apply_affine(x, self._scale, self._shift, torch.float32), y
+
+
+class FreshTensorBatches(TensorBatches):
+    """:class:`TensorBatches` whose examples change with the epoch: ``draw(epoch)`` gives them.
+
+    ``draw`` must be a pure function of the epoch (generated data: a new training set per
+    epoch), so a resumed run trains on exactly the sets it would have. The sets of all epochs
+    have the same size; until ``set_epoch`` the batches hold epoch 0's set.
+    """
+
+    def __init__(self, draw: Callable[[int], tuple[torch.Tensor, torch.Tensor]], *,
+                 first: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs: Any) -> None:
+        inputs, targets = first if first is not None else draw(0)  # first: draw(0), if made
+        super().__init__(inputs, targets, **kwargs)
+        self._draw, self._drawn = draw, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch, and hold its set (drawn once per epoch, not per iteration)."""
+        super().set_epoch(epoch)
+        if self.epoch == self._drawn:
+            return
+        inputs, targets = self._draw(self.epoch)
+        if len(inputs) != self.num_samples or len(targets) != len(inputs):
+            raise ValueError(f"epoch {self.epoch}'s set has {len(inputs)} inputs and "
+                             f"{len(targets)} targets; every epoch needs {self.num_samples}")
+        # New tensors rather than writes into the old ones: views of epoch 0's set (the train
+        # accuracy subset) keep measuring the same examples.
+        self.inputs = torch.as_tensor(inputs).to(self.device)
+        self.targets = torch.as_tensor(targets).to(self.device, dtype=torch.int64)
+        self._drawn = self.epoch

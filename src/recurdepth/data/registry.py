@@ -64,6 +64,9 @@ class DatasetSpec:
     preparer: str | Callable[..., None] | None = None
     prepare_settings: tuple[str, ...] = ()
     how_to_make: str = ""  # the command that makes missing data, with {size} and {root}
+    # Generated data sets that can draw a new training set per epoch (``data.options.fresh``):
+    # ``epoch_loader(name, root, *, size, limit, epoch)`` -> tensors like ``loader``'s.
+    epoch_loader: str | Loader | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -106,6 +109,15 @@ class DatasetSpec:
         """Split ``split`` as uint8 inputs (N,C,H,W) and int64 targets (see ``Loader``)."""
         return _function(self.loader)(self.name, root, split, size=size, limit=limit,
                                       download=download)
+
+
+    def epoch_tensors(self, root: str, *, size: int | None = None, limit: int | None = None,
+                      epoch: int = 0) -> Any:
+        """The training set of ``epoch`` as uint8 inputs and int64 targets (``epoch_loader``)."""
+        if self.epoch_loader is None:
+            raise ConfigError(f"data set {self.name!r} has one fixed training set; it draws no "
+                              f"new one per epoch")
+        return _function(self.epoch_loader)(self.name, root, size=size, limit=limit, epoch=epoch)
 
 
 _DATASETS: dict[str, DatasetSpec] = {}

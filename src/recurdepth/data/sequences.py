@@ -13,7 +13,10 @@ at both halves, so the second half must be read back from the first (2N position
 
 Every position is labelled and counts; an example is right when all its positions are (the
 per-position task of :mod:`recurdepth.data.strings`). The same (seed, size, split, count) always
-gives byte-identical arrays; a run's data fingerprint is their checksum. Inputs are stored like
+gives byte-identical arrays; a run's data fingerprint is their checksum. With
+``data.options.fresh`` a run trains on a new set every epoch after the first (19,200 new sums per
+epoch instead of the same 19,200 ten times), each a pure function of the data seed and the
+epoch, so runs stay deterministic and resumable. Inputs are stored like
 images, ``uint8 (N, 1, 1, positions)``, and reach the model as the token ids, exactly, as
 floats (the task's input range is 1; the transformer's stem embeds them).
 """
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recurdepth.data.options import sized_options
+from recurdepth.data.options import DataOption, sized_options
 from recurdepth.data.registry import DatasetSpec, register_dataset
 from recurdepth.data.tasks.per_position import PerPosition
 from recurdepth.data.tasks import register_task
@@ -55,9 +58,12 @@ def check_digits(digits: int, key: str = "digits") -> int:
     return int(digits)
 
 
-def _rng(kind: str, digits: int, seed: int) -> np.random.Generator:
+def _rng(kind: str, digits: int, seed: int, draw: int = 0) -> np.random.Generator:
     tag = sorted(VOCAB).index(kind)
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), digits, tag])))
+    # draw 0 keeps the three-word entropy of the fixed sets (their bytes never change); a later
+    # draw adds a non-zero fourth word, so its stream differs from every fixed set's.
+    words = [int(seed), digits, tag] + ([int(draw)] if draw else [])
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(words)))
 
 
 def _operand(rng: np.random.Generator, n: int, digits: int, lengths: np.ndarray) -> np.ndarray:
@@ -73,13 +79,15 @@ def _operand(rng: np.random.Generator, n: int, digits: int, lengths: np.ndarray)
     return d
 
 
-def addition(n: int, digits: int, seed: int, *, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+def addition(n: int, digits: int, seed: int, *, exact: bool,
+             draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` aligned sums: tokens (n, digits+1) uint8 and sum digits (n, digits+1) int64.
 
     ``exact``: both operands have exactly ``digits`` digits; otherwise 1..digits each.
+    ``draw``: 0 is the fixed set of ``seed``; draw d > 0 is another set from the same seed.
     """
     digits = check_digits(digits)
-    rng = _rng("addition", digits, seed)
+    rng = _rng("addition", digits, seed, draw)
     if exact:
         la = lb = np.full(n, digits, dtype=np.int64)
     else:
@@ -94,25 +102,32 @@ def addition(n: int, digits: int, seed: int, *, exact: bool) -> tuple[np.ndarray
     return (10 * a + b).astype(np.uint8), out
 
 
-def copy_digits(n: int, digits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def copy_digits(n: int, digits: int, seed: int, draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` copy examples: tokens ``[x, SEP·digits]`` (uint8) and labels ``[x, x]`` (int64)."""
     digits = check_digits(digits)
-    x = _rng("copy", digits, seed).integers(0, 10, size=(n, digits), dtype=np.int64)
+    x = _rng("copy", digits, seed, draw).integers(0, 10, size=(n, digits), dtype=np.int64)
     tokens = np.concatenate([x, np.full_like(x, SEPARATOR)], axis=1)
     return tokens.astype(np.uint8), np.concatenate([x, x], axis=1)
 
 
-def generate(kind: str, split: str, n: int, digits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens and labels of ``n`` examples of ``kind`` (addition | copy) for ``split``."""
+def generate(kind: str, split: str, n: int, digits: int, seed: int,
+             draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and labels of ``n`` examples of ``kind`` (addition | copy) for ``split``.
+
+    ``draw`` 0 is the split's fixed set; draw d > 0 another set of the same split (fresh
+    training examples of epoch d, ``data.options.fresh``).
+    """
     if kind not in VOCAB:
         raise ConfigError(f"unknown sequence task {kind!r}; valid choices: {', '.join(VOCAB)}")
     if split not in _SPLITS:
         raise ConfigError(f"unknown split {split!r}; valid choices: {', '.join(_SPLITS)}")
     # Train and test draw from different seeds, so they share no example by construction.
     split_seed = 2 * int(seed) + _SPLITS[split]
+    if isinstance(draw, bool) or not isinstance(draw, (int, np.integer)) or draw < 0:
+        raise ConfigError(f"draw must be a whole number >= 0 (0: the fixed set), got {draw!r}")
     if kind == "addition":
-        return addition(n, digits, split_seed, exact=split == "test")
-    return copy_digits(n, digits, split_seed)
+        return addition(n, digits, split_seed, exact=split == "test", draw=int(draw))
+    return copy_digits(n, digits, split_seed, int(draw))
 
 
 def positions(kind: str, digits: int) -> int:
@@ -128,16 +143,36 @@ def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: i
     ``root`` and ``download`` are unused (nothing is read or fetched); ``limit`` keeps the first
     examples, which are the same whatever the limit.
     """
-    import torch
-
     digits = check_digits(SEQUENCE_OPTIONS["size"].default if size is None else size,
                           "data.options.size (the number of digits)")
     n = N_TRAIN if split == "train" else N_TEST
     tokens, labels = generate(name, split, n, digits, DATA_SEED)
     if limit is not None:
         tokens, labels = tokens[:limit], labels[:limit]
+    return _as_tensors(tokens, labels)
+
+
+def _as_tensors(tokens: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Tokens as uint8 (N, 1, 1, positions) and labels as int64 (N, positions) tensors."""
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(tokens)).view(len(tokens), 1, 1, tokens.shape[1])
     return x, torch.from_numpy(np.ascontiguousarray(labels))
+
+
+def epoch_tensors(name: str, root: str, *, size: int | None, limit: int | None,
+                  epoch: int) -> tuple[Tensor, Tensor]:
+    """The training set of ``epoch`` with ``data.options.fresh``: epoch 0 is the fixed training
+    set (what train accuracy is measured on), epoch e > 0 ``N_TRAIN`` new examples of draw e.
+
+    A pure function of (data seed, size, epoch), so a resumed run trains on the same sums.
+    """
+    digits = check_digits(SEQUENCE_OPTIONS["size"].default if size is None else size,
+                          "data.options.size (the number of digits)")
+    tokens, labels = generate(name, "train", N_TRAIN, digits, DATA_SEED, draw=int(epoch))
+    if limit is not None:
+        tokens, labels = tokens[:limit], labels[:limit]
+    return _as_tensors(tokens, labels)
 
 
 def sequence_files(name: str, root: str, sizes: tuple[int, ...]) -> dict[str, str]:
@@ -168,13 +203,21 @@ def _digits_rule(value: Any) -> str | None:
     return None if 1 <= value <= MAX_DIGITS else f"a number of digits in 1..{MAX_DIGITS} (the cap)"
 
 
-SEQUENCE_OPTIONS = sized_options(
-    8, "operand digits (copy: sequence digits) the run trains on (1..N) and tests on (exactly N)",
-    "also evaluate on examples of this many digits, or of each count of a list (e.g. 16 or "
-    "[16, 24])", _digits_rule)
+SEQUENCE_OPTIONS = {
+    **sized_options(
+        8, "operand digits (copy: sequence digits) the run trains on (1..N) and tests on "
+        "(exactly N)", "also evaluate on examples of this many digits, or of each count of a "
+        "list (e.g. 16 or [16, 24])", _digits_rule),
+    # Off by default: the runs made before the option trained on the fixed set, and keep their
+    # identity (ADDED_KEYS in training.config).
+    "fresh": DataOption(False, f"true: every epoch after the first trains on {N_TRAIN:,} new "
+                        "examples (drawn from the data seed and the epoch); false: the same "
+                        "fixed set every epoch", kind=bool),
+}
 
 _COMMON: dict[str, Any] = dict(files="recurdepth.data.sequences:sequence_files",
-                               options=SEQUENCE_OPTIONS)
+                               options=SEQUENCE_OPTIONS,
+                               epoch_loader="recurdepth.data.sequences:epoch_tensors")
 register_dataset(DatasetSpec(
     "addition", 1, None, 10, "sequence", "recurdepth.data.sequences:load_tensors", 128,
     side_of_size="recurdepth.data.sequences:addition_positions", **_COMMON,
@@ -196,5 +239,5 @@ def copy_positions(digits: int) -> int:
 
 
 __all__ = ["DATA_SEED", "MAX_DIGITS", "N_TEST", "N_TRAIN", "SEPARATOR", "SEQUENCE_OPTIONS", "VOCAB", "SequenceTask", "addition",
-           "addition_positions", "check_digits", "copy_digits", "copy_positions", "generate",
-           "load_tensors", "positions", "sequence_files"]
+           "addition_positions", "check_digits", "copy_digits", "copy_positions", "epoch_tensors",
+           "generate", "load_tensors", "positions", "sequence_files"]

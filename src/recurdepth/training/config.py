@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from recurdepth.data.tasks import Task
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-# step: warm-up then multi-step decay (the paper); cosine: warm-up then cosine decay to 0.
-SCHEDULES = ("step", "cosine")
+# step: warm-up then multi-step decay (the paper); cosine: warm-up then cosine decay to 0, both
+# set once per epoch; warmup_cosine: linear warm-up then cosine decay to 0, set every step.
+SCHEDULES = ("step", "cosine", "warmup_cosine")
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 AUTO = "auto"
 
@@ -86,7 +87,9 @@ class OptimConfig:
     warmup_epochs: int | None = None
     recur_lr_divide: bool | None = None  # lr of the shared unit / iters; None: on for mazes
     clip_grad_norm: float | None = None  # clip the gradient norm to this (None: no clipping)
-    schedule: str = "step"  # step (milestones, gamma) | cosine (to 0 over cosine_epochs)
+    # step (milestones, gamma) | cosine (to 0 over cosine_epochs) | warmup_cosine (per step:
+    # linear warm-up over warmup_epochs, then cosine to 0 at the end of cosine_epochs)
+    schedule: str = "step"
     cosine_epochs: int | None = None  # cosine: epochs of the decay (None: train.epochs)
 
     def warmup(self) -> int:
@@ -837,7 +840,7 @@ def _resolve_training(r: RunConfig, data: Any) -> None:
         raise ConfigError(f"optim.milestones must be increasing epochs >= 1, got {r.optim.milestones}")
     if r.optim.schedule not in SCHEDULES:
         raise ConfigError(choices_message("optim.schedule", r.optim.schedule, SCHEDULES))
-    if r.optim.schedule == "cosine" and r.optim.cosine_epochs is None:
+    if r.optim.schedule in ("cosine", "warmup_cosine") and r.optim.cosine_epochs is None:
         # Recorded, so that the schedule is part of the run's identity and raising train.epochs
         # on resume does not change the learning rate of the epochs already trained.
         r.optim.cosine_epochs = r.train.epochs
@@ -1000,7 +1003,8 @@ RESUMABLE_CHANGES = ("name", "data.root", "data.download", "data.workers", "trai
 # Keys added after runs were made: at their default they stay out of the identity, so the hash of
 # every run made before them is unchanged (tests/test_run_identity.py, tests/fixtures/runs).
 ADDED_KEYS: dict[str, Any] = {"train.objective": "final", "train.alpha": 1.0,
-                              "optim.schedule": "step", "optim.cosine_epochs": None}
+                              "optim.schedule": "step", "optim.cosine_epochs": None,
+                              "data.options.fresh": False}
 # Identity keys every run had before data options existed: a data set without the option keeps
 # the value all its runs were hashed with (classification runs: data.maze_size 9).
 LEGACY_IDENTITY: dict[str, Any] = {"data.maze_size": 9, "data.maze_shift": 0}

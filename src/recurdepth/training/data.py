@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from recurdepth.data.augment import AugmentConfig, TensorBatches
+from recurdepth.data.augment import AugmentConfig, FreshTensorBatches, TensorBatches
 from recurdepth.data.registry import get_dataset
 from recurdepth.errors import DataError
 from recurdepth.training.config import RunConfig
@@ -103,18 +103,27 @@ def build_batches(cfg: RunConfig, split: str, *, train: bool, limit: int | None 
                                              drop_last=drop_last)
         return LoaderBatches(loader, seed=cfg.seed, device=device, rank=dist.rank)
     size = (size or cfg.example_size()) if cfg.task.sized else None
-    inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
-                                        download=cfg.data.download)
+    fresh = train and split == "train" and bool(cfg.data.options.get("fresh"))
+    if fresh:
+        # A new training set per epoch (generated data sets): drawn from (data seed, epoch).
+        def draw(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return info.epoch_tensors(cfg.data.root, size=size, limit=limit, epoch=epoch)
+
+        inputs, targets = draw(0)
+    else:
+        inputs, targets = info.load_tensors(cfg.data.root, split, size=size, limit=limit,
+                                            download=cfg.data.download)
     if len(inputs) == 0:
         raise DataError(f"the {split} split of {cfg.data.name} under {cfg.data.root} is empty (0 "
                         f"samples); a run needs training and test samples: check data.root and "
                         f"the data set")
-    augment = augment_config(cfg) if train else None
-    mean, std = info.mean, info.std
-    return TensorBatches(inputs, targets, batch_size=batch_size, shuffle=train, augment=augment,
-                         mean=mean, std=std, input_range=cfg.task.input_range,
-                         device=device, seed=cfg.seed,
-                         drop_last=train and cfg.train.drop_last)
+    kwargs = dict(batch_size=batch_size, shuffle=train,
+                  augment=augment_config(cfg) if train else None, mean=info.mean, std=info.std,
+                  input_range=cfg.task.input_range, device=device, seed=cfg.seed,
+                  drop_last=train and cfg.train.drop_last)
+    if fresh:
+        return FreshTensorBatches(draw, first=(inputs, targets), **kwargs)
+    return TensorBatches(inputs, targets, **kwargs)
 
 
 def _imagenet_subset_loader(loader: torch.utils.data.DataLoader, cfg: RunConfig, limit: int | None,

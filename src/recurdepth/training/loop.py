@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -70,11 +70,12 @@ def train_epoch(
     desc: str = "train",
     dist: Dist = SINGLE,
     objective: Objective | None = None,
+    before_step: Callable[[int], None] | None = None,
 ) -> EpochStats:
     """Train ``model`` for one pass over ``batches``; stop at the first non-finite loss.
 
-    ``objective``: the training objective (None: ``final``, the paper's loss).
-    """
+    ``objective``: the training objective (None: ``final``, the paper's loss); ``before_step(i)``
+    runs before the epoch's step ``i`` (a per-step learning rate)."""
     opts = StepOptions(task=task, amp=amp, scaler=scaler, clip_grad_norm=clip_grad_norm,
                        channels_last=channels_last, dist=dist,
                        presharded=bool(getattr(batches, "presharded", False)),
@@ -82,14 +83,15 @@ def train_epoch(
     model.train()
     loss_sum: Tensor | float = 0.0
     correct: Tensor | int = 0
-    samples = 0
-    start = time.perf_counter()
+    samples, start = 0, time.perf_counter()
     finite = True
     losses: list[Tensor] = []
     bar = tqdm(total=len(batches) if hasattr(batches, "__len__") else None, desc=desc,
                disable=bar_disable(progress), leave=False, dynamic_ncols=True, unit="batch")
     try:
         for step, (x, y) in enumerate(batches):
+            if before_step is not None:
+                before_step(step)
             loss, n_correct, n = train_step(model, x, y, optimizer, opts)
             losses.append(loss)
             loss_sum = loss_sum + loss * n

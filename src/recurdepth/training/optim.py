@@ -3,7 +3,12 @@
 SGD with momentum or Adam, weight decay on all parameters, multi-step decay and a 5-epoch
 exponential warm-up. On mazes the learning rate of the shared recurrent unit is divided by the
 number of iterations (its gradient is the sum of ``iters`` contributions). The learning rate is a
-pure function of the epoch, so a resumed run continues the schedule exactly where it stopped.
+pure function of the epoch (``warmup_cosine``: of the epoch and the step in it), so a resumed run
+continues the schedule exactly where it stopped.
+
+``warmup_cosine`` is the usual transformer schedule, set before every optimisation step rather
+than once per epoch: the learning rate rises linearly over the first ``warmup_epochs`` epochs'
+steps, then follows a cosine to 0 at the end of ``cosine_epochs``.
 """
 
 from __future__ import annotations
@@ -49,8 +54,33 @@ def cosine_factor(epoch: int, epochs: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
 
 
-def lr_factor(epoch: int, cfg: OptimConfig) -> float:
-    """The learning-rate multiplier of ``epoch``: warm-up times the decay of ``cfg.schedule``."""
+def per_step(cfg: OptimConfig) -> bool:
+    """True when ``cfg``'s schedule changes the learning rate within an epoch (every step)."""
+    return cfg.schedule == "warmup_cosine"
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up ``(s+1)/W`` for steps ``s < W``, then ``(1 + cos(pi·(s-W)/(T-W))) / 2``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+
+
+def lr_factor(epoch: int, cfg: OptimConfig, step: int = 0, steps: int = 1) -> float:
+    """The learning-rate multiplier of ``epoch``: warm-up times the decay of ``cfg.schedule``.
+
+    ``step`` of ``steps`` per epoch matters for ``warmup_cosine`` only (the others are constant
+    over an epoch).
+    """
+    if per_step(cfg):
+        if cfg.cosine_epochs is None:
+            raise ConfigError("optim.schedule=warmup_cosine needs optim.cosine_epochs (resolve() "
+                              "fills it from train.epochs)")
+        if steps < 1 or not 0 <= step < steps:
+            raise ValueError(f"step {step} is not a step of an epoch of {steps} steps")
+        return warmup_cosine_factor(epoch * steps + step, cfg.warmup() * steps,
+                                    cfg.cosine_epochs * steps)
     if cfg.schedule == "cosine":
         if cfg.cosine_epochs is None:
             raise ConfigError("optim.schedule=cosine needs optim.cosine_epochs (resolve() fills "
@@ -91,13 +121,15 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, *, divide_recurrent: boo
     raise ConfigError(choices_message("optimizer (optim.name)", cfg.name, OPTIMIZERS))
 
 
-def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig) -> float:
-    """Set every group's lr for ``epoch`` from its ``base_lr``; return the multiplier."""
-    factor = lr_factor(epoch, cfg)
+def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, cfg: OptimConfig,
+                 step: int = 0, steps: int = 1) -> float:
+    """Set every group's lr for ``epoch`` (and ``step`` of ``steps``) from its ``base_lr``;
+    return the multiplier."""
+    factor = lr_factor(epoch, cfg, step, steps)
     for g in optimizer.param_groups:
         g["lr"] = g["base_lr"] * factor
     return factor
 
 
 __all__ = ["build_optimizer", "cosine_factor", "decay_factor", "lr_factor", "param_groups",
-           "set_epoch_lr", "warmup_factor", "warmup_warning"]
+           "per_step", "set_epoch_lr", "warmup_cosine_factor", "warmup_factor", "warmup_warning"]

@@ -41,7 +41,7 @@ from recurdepth.training.data import Batches, RunData, build_batches, build_run_
 from recurdepth.training.evaluate import evaluate
 from recurdepth.training.loop import EpochStats, train_epoch
 from recurdepth.training.objectives import OBJECTIVES, make_objective
-from recurdepth.training.optim import build_optimizer, set_epoch_lr, warmup_warning
+from recurdepth.training.optim import build_optimizer, per_step, set_epoch_lr, warmup_warning
 from recurdepth.training.rundir import check_compatible, environment, read_curve, read_status
 from recurdepth.training.tracking import Tracker
 
@@ -277,7 +277,11 @@ def _open_folder(cfg: RunConfig, run_dir: Path, start_epoch: int, **env: Any) ->
 def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: RunData,
                  epoch: int, progress: bool, dist: Dist) -> EpochStats:
     """One epoch at its scheduled learning rate, with its (seed, epoch) data and randomness."""
-    state.lr_factor = set_epoch_lr(state.optimizer, epoch, cfg.optim)
+    steps = len(data.train) if per_step(cfg.optim) else 1
+    state.lr_factor = set_epoch_lr(state.optimizer, epoch, cfg.optim, 0, steps)
+
+    def before_step(step: int) -> None:  # warmup_cosine: the lr of every step
+        set_epoch_lr(state.optimizer, epoch, cfg.optim, step, steps)
     data.train.set_epoch(epoch)
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # any randomness inside the model
     objective = make_objective(cfg.train.objective, cfg.train.alpha)
@@ -287,7 +291,8 @@ def _train_epoch(state: RunState, train_model: nn.Module, cfg: RunConfig, data: 
                        amp=cfg.runtime.amp, scaler=state.scaler,
                        clip_grad_norm=cfg.optim.clip_grad_norm,
                        channels_last=bool(cfg.runtime.channels_last), progress=progress,
-                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}", dist=dist)
+                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}", dist=dist,
+                       before_step=before_step if per_step(cfg.optim) else None)
 
 
 def _end_epoch(state: RunState, epoch: int, stats: EpochStats) -> None:
