@@ -145,8 +145,10 @@ def plot_accuracy_vs_iterations(groups: list[GroupStat], path: str | Path, *,
     A star marks the number of iterations each model was trained with. Returns None when no
     recurrent run reports accuracy at more than one iteration count.
     """
-    cells = {f"{p} · recurrent": [(g, g.per_iter_stats()) for g in gs if g.mode == "recurrent"]
-             for p, gs in panels(groups).items()}
+    cells: dict[str, list[tuple[GroupStat, list[tuple[int, float, float | None, int]]]]] = {}
+    for g in [g for gs in panels(groups).values() for g in gs]:
+        if g.mode == "recurrent":
+            cells.setdefault(f"{_axis(g)} · recurrent", []).append((g, g.per_iter_stats()))
     return _plot_iteration_curves(cells, path, title or "Recurrent models: accuracy vs test-time "
                                   "iterations (mean ± standard error over trials; ★ and dotted "
                                   "line = trained iterations)")
@@ -161,19 +163,44 @@ def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
     evaluation of another setting has more than one iteration count.
     """
     cells: dict[str, list[tuple[GroupStat, list[tuple[int, float, float | None, int]]]]] = {}
-    for panel, gs in panels(groups).items():
-        for g in gs:
-            if g.mode != "recurrent":
+    for g in [g for gs in panels(groups).values() for g in gs]:
+        if g.mode != "recurrent":
+            continue
+        for setting in g.eval_settings():
+            if setting == g.trained_setting:
                 continue
-            for setting in g.eval_settings():
-                if setting == g.trained_setting:
-                    continue
-                stats = iteration_stats([e.per_iter for e in g.evals[setting] if e.per_iter])
-                cells.setdefault(f"{panel} · recurrent · on {setting.label()}", []).append(
-                    (g, stats))
+            stats = iteration_stats([e.per_iter for e in g.evals[setting] if e.per_iter])
+            cells.setdefault(f"{_axis(g)} · recurrent · on {setting.label()}", []).append(
+                (g, stats))
     return _plot_iteration_curves(cells, path, title or "Saved evaluations: accuracy vs test-time "
                                   "iterations (★ and dotted line = trained iterations)",
                                   any_split=True)
+
+
+def _base_family(family: str) -> str:
+    """The family a variant belongs to (``maze_recall`` → ``maze``); itself if none or unknown."""
+    from recurdepth.errors import ConfigError
+    from recurdepth.models.registry import get_family
+
+    try:
+        return get_family(family).variant_of or family
+    except ConfigError:  # a database from a family this install does not have
+        return family
+
+
+def _axis(g: GroupStat) -> str:
+    """Axis of ``g`` in the iteration plots: its data set and base family.
+
+    Configurations that differ only in a variant of the family or an option (the recall solver
+    beside the paper's, recall on and off) are curves on one axis, so they compare directly.
+    """
+    return f"{g.dataset} · {_base_family(g.family)}"
+
+
+def _line_name(g: GroupStat, axis: str) -> str:
+    """``maze_recall · objective=progressive: `` when ``g``'s panel says more than its axis."""
+    rest = g.panel.removeprefix(f"{g.dataset} · ")
+    return "" if axis.startswith(f"{g.dataset} · {rest} ·") else f"{rest}: "
 
 
 def _plot_iteration_curves(cells: dict[str, list[tuple[GroupStat, list[tuple[int, float,
@@ -204,14 +231,16 @@ def _plot_iteration_curves(cells: dict[str, list[tuple[GroupStat, list[tuple[int
             ax.errorbar([s[0] for s in whole], [s[1] for s in whole],
                         yerr=[s[2] or 0.0 for s in whole], color=color, marker="o",
                         markersize=3, capsize=2,
-                        label=f"trained depth {g.effective_depth} ({g.iters} it.)")
+                        label=f"{_line_name(g, panel)}trained depth {g.effective_depth} "
+                              f"({g.iters} it.)")
             if part:
                 tail = whole[-1:] + part
                 ax.errorbar([s[0] for s in tail], [s[1] for s in tail],
                             yerr=[s[2] or 0.0 for s in tail], color=color, marker="o",
                             markersize=4, markerfacecolor="white", capsize=2, linestyle="--",
                             markevery=list(range(1, len(tail))), errorevery=(1, 1),
-                            label=f"depth {g.effective_depth} past {whole[-1][0]} it.: "
+                            label=f"{_line_name(g, panel)}depth {g.effective_depth} past "
+                                  f"{whole[-1][0]} it.: "
                                   f"{min(s[3] for s in part)} of {full} trials")
             if g.iters and g.iters <= len(ms):
                 ax.plot([g.iters], [ms[g.iters - 1]], marker="*", markersize=12, color=color,
