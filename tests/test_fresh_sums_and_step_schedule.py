@@ -124,8 +124,20 @@ def test_warmup_cosine_is_set_every_step(tmp_path):
                  "optim.warmup_epochs=1", "train.epochs=2", "data.train_limit=128",
                  "data.test_limit=32", "--quiet"]) == 0
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    # The lr the optimizer held after each epoch's last step (steps 1 and 3).
-    assert [x["lr"] for x in lines] == pytest.approx([0.003 * 1.0, 0.003 * 0.5])
-    assert [x["lr_factor"] for x in lines] == pytest.approx([0.5, 1.0])  # each epoch's first step
+    # lr and its factor, both at each epoch's first step (steps 0 and 2), agree.
+    assert [x["lr_factor"] for x in lines] == pytest.approx([0.5, 1.0])
+    assert [x["lr"] for x in lines] == pytest.approx([0.003 * 0.5, 0.003 * 1.0])
     with pytest.raises(ConfigError, match="step, cosine, warmup_cosine"):
         config("optim.schedule=linear")
+
+
+def test_linear_step_warmup_gets_no_sgd_warmup_warning() -> None:
+    """The exponential warm-up's warning is about the authors' SGD protocol: a warmup_cosine
+    run asked for its linear per-step warm-up by name and gets none."""
+    from recurdepth.training.config import OptimConfig
+    from recurdepth.training.optim import warmup_warning
+
+    linear = OptimConfig(name="adamw", lr=0.001, schedule="warmup_cosine", warmup_epochs=1)
+    assert warmup_warning(linear, 2) is None
+    sgd = OptimConfig(name="sgd", lr=0.1, warmup_epochs=5)
+    assert "the authors' SGD protocol" in warmup_warning(sgd, 4)

@@ -111,7 +111,8 @@ def test_a_recall_option_on_a_family_without_one_is_a_one_line_error():
     cfg = apply_overrides(RunConfig(), ["model.family=maze", "model.iters=2",
                                         "model.options.recall=true"])
     with pytest.raises(ConfigError, match=r"^unknown option\(s\) recall for model family 'maze' "
-                                          r"\(model\.options\); valid options: none$"):
+                                          r"\(model\.options\); valid options: none "
+                                          r"\(model\.family=maze_recall has recall\)$"):
         resolve_on(cfg, "cpu")
     with pytest.raises(ConfigError, match=r"unknown option\(s\) recall for family 'residual'"):
         build_model("residual", "recurrent", iters=1, recall=True)

@@ -126,3 +126,11 @@ def test_full_disk_under_the_database_is_one_clear_line(existing, data_root, tmp
     assert code == 2 and "results database" in line and "disk is full" in line, err
     assert "rollback" not in line
     assert db_path_for(out).exists() == existing  # a half-made database is never left
+
+
+def test_an_option_of_a_variant_family_names_the_variant(capsys) -> None:
+    """recall belongs to maze_recall, the maze family's registered variant: the refusal says so."""
+    code, _, err = run_cli(["train", "--print-config", "model.family=maze",
+                            "model.options.recall=true"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "valid options: none (model.family=maze_recall has recall)" in err

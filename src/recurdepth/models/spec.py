@@ -127,4 +127,15 @@ def family_spec(name: str) -> FamilySpec:
     return get_family(name)
 
 
-__all__ = ["MODES", "FamilySpec", "family_spec", "spec_fields"]
+def variants_with(family: str, option: str) -> list[str]:
+    """Registered variants of ``family`` that declare ``option`` (maze → maze_recall for recall)."""
+    if "recurdepth.models.registry" in sys.modules:
+        from recurdepth.models.registry import get_family, list_models
+
+        specs = [get_family(name) for name in list_models()]
+    else:
+        specs = list(_stored_specs().values())
+    return sorted(s.name for s in specs if s.variant_of == family and option in s.options)
+
+
+__all__ = ["MODES", "FamilySpec", "family_spec", "spec_fields", "variants_with"]

@@ -936,9 +936,14 @@ def _resolve_options(model: ModelConfig, defaults: Mapping[str, Any]) -> None:
         options["dilation"] = model.dilation
     unknown = sorted(set(options) - set(defaults))
     if unknown:
+        from recurdepth.models.spec import variants_with
+
+        hints = [f"model.family={v} has {o}" for o in unknown
+                 for v in variants_with(model.family, o)]
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} for model family "
                           f"{model.family!r} (model.options); valid options: "
-                          f"{', '.join(defaults) or 'none'}")
+                          f"{', '.join(defaults) or 'none'}"
+                          + (f" ({'; '.join(hints)})" if hints else ""))
     model.options = {**defaults, **options}
     model.dilation = None
 

@@ -34,9 +34,10 @@ def warmup_factor(epoch: int, warmup_epochs: int) -> float:
 
 
 def warmup_warning(cfg: OptimConfig, epochs: int) -> str | None:
-    """A one-line warning when the warm-up takes more than a quarter of a run, else None."""
+    """A one-line warning when the authors' exponential warm-up takes more than a quarter of a
+    run, else None (``warmup_cosine``'s linear per-step warm-up is asked for by name)."""
     w = cfg.warmup()
-    if w <= epochs / 4:
+    if w <= epochs / 4 or per_step(cfg):
         return None
     return (f"warning: the {w}-epoch warm-up (optim.warmup_epochs, the authors' SGD protocol) "
             f"covers {min(w - 1, epochs)} of this run's {epochs} epochs: epoch 1 trains at "

@@ -308,7 +308,8 @@ def _record_epoch(state: RunState, cfg: RunConfig, run_dir: Path, data: RunData,
     epoch = state.epoch - 1
     line: dict[str, Any] = {"epoch": epoch + 1, "loss": stats.loss,
                             "train_acc_augmented": stats.running_acc,
-                            "lr": state.optimizer.param_groups[0]["lr"],
+                            # Both at the epoch's first step (warmup_cosine moves within it).
+                            "lr": state.optimizer.param_groups[0]["base_lr"] * state.lr_factor,
                             "lr_factor": state.lr_factor,
                             "images_per_s": stats.images_per_s, "seconds": stats.seconds}
     every = cfg.train.eval_every
