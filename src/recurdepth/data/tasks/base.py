@@ -99,4 +99,17 @@ class DenseTask(Task):
         return num_classes * side**self.spatial_dims
 
 
-__all__ = ["DenseTask", "Task"]
+class BitStrings:
+    """Mixin for tasks on 1-D bit strings made at a chosen length (prefix sums, parity)."""
+
+    spatial_dims: ClassVar[int] = 1  # positions per example: the length (memory estimates)
+    sized: ClassVar[bool] = True
+    augmented: ClassVar[bool] = False
+    input_range: ClassVar[float] = 1.0  # bits are stored as 0/1: the network sees exactly 0 and 1
+
+    def size_text(self, size: int) -> str:
+        """How reports name examples of ``size``: ``64-bit strings``."""
+        return f"{size}-bit strings"
+
+
+__all__ = ["BitStrings", "DenseTask", "Task"]

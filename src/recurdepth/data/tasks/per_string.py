@@ -7,23 +7,16 @@ family reads it off its last position (``recurdepth.models.dt_net_1d``).
 
 from __future__ import annotations
 
+from recurdepth.data.tasks.base import BitStrings
 from recurdepth.data.tasks.classification import Classification
 from recurdepth.data.tasks.registry import register_task
 
 
 @register_task
-class PerString(Classification):
+class PerString(BitStrings, Classification):
     """A label per string; strings are made at a chosen length; chance is 1 / classes."""
 
     name = "per_string"
-    spatial_dims = 1  # positions per example: the length (memory estimates)
-    sized = True
-    augmented = False
-    input_range = 1.0  # bits are stored as 0/1: the network sees exactly 0.0 and 1.0
-
-    def size_text(self, size: int) -> str:
-        """How reports name examples of ``size``: ``64-bit strings``."""
-        return f"{size}-bit strings"
 
 
 __all__ = ["PerString"]
