@@ -143,19 +143,21 @@ def load_tensors(name: str, root: str, split: str, *, size: int | None, limit: i
     ``root`` and ``download`` are unused (nothing is read or fetched); ``limit`` keeps the first
     examples, which are the same whatever the limit.
     """
+    return _tensors(name, split, size, limit)
+
+
+def _tensors(name: str, split: str, size: int | None, limit: int | None,
+             draw: int = 0) -> tuple[Tensor, Tensor]:
+    """Draw ``draw`` of ``split`` at ``size`` digits, its first ``limit`` examples: tokens as
+    uint8 (N, 1, 1, positions) and labels as int64 (N, positions) tensors."""
+    import torch
+
     digits = check_digits(SEQUENCE_OPTIONS["size"].default if size is None else size,
                           "data.options.size (the number of digits)")
     n = N_TRAIN if split == "train" else N_TEST
-    tokens, labels = generate(name, split, n, digits, DATA_SEED)
+    tokens, labels = generate(name, split, n, digits, DATA_SEED, draw=draw)
     if limit is not None:
         tokens, labels = tokens[:limit], labels[:limit]
-    return _as_tensors(tokens, labels)
-
-
-def _as_tensors(tokens: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
-    """Tokens as uint8 (N, 1, 1, positions) and labels as int64 (N, positions) tensors."""
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(tokens)).view(len(tokens), 1, 1, tokens.shape[1])
     return x, torch.from_numpy(np.ascontiguousarray(labels))
 
@@ -167,12 +169,7 @@ def epoch_tensors(name: str, root: str, *, size: int | None, limit: int | None,
 
     A pure function of (data seed, size, epoch), so a resumed run trains on the same sums.
     """
-    digits = check_digits(SEQUENCE_OPTIONS["size"].default if size is None else size,
-                          "data.options.size (the number of digits)")
-    tokens, labels = generate(name, "train", N_TRAIN, digits, DATA_SEED, draw=int(epoch))
-    if limit is not None:
-        tokens, labels = tokens[:limit], labels[:limit]
-    return _as_tensors(tokens, labels)
+    return _tensors(name, "train", size, limit, draw=int(epoch))
 
 
 def sequence_files(name: str, root: str, sizes: tuple[int, ...]) -> dict[str, str]:
