@@ -180,10 +180,10 @@ def plot_saved_evaluations(groups: list[GroupStat], path: str | Path, *,
 def _base_family(family: str) -> str:
     """The family a variant belongs to (``maze_recall`` → ``maze``); itself if none or unknown."""
     from recurdepth.errors import ConfigError
-    from recurdepth.models.registry import get_family
+    from recurdepth.models.spec import family_spec
 
     try:
-        return get_family(family).variant_of or family
+        return family_spec(family).variant_of or family
     except ConfigError:  # a database from a family this install does not have
         return family
 
