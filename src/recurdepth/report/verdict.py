@@ -382,7 +382,7 @@ def parameter_verdicts(groups: Sequence[GroupStat]) -> list[ParameterVerdict]:
     return out
 
 
-# How the headline names a decided comparison's outcome.
+# The outcomes that decide a comparison, and how the headline names them.
 _OUTCOME_WORDS = {"within": "recurrent within ±5 points", "behind": "recurrent behind",
                   "ahead": "recurrent ahead"}
 
@@ -447,8 +447,8 @@ class PanelVerdict:
         decided, open_ = [], []
         for name, items in (("equal effective depth", [d for d in self.depths if not d.no_test]),
                             ("equal parameters", [p for p in self.parameters if not p.no_test])):
-            done = [i for i in items if i.outcome in ("within", "behind", "ahead")]
-            undecided = [i for i in items if i.outcome not in ("within", "behind", "ahead")]
+            done = [i for i in items if i.outcome in _OUTCOME_WORDS]
+            undecided = [i for i in items if i.outcome not in _OUTCOME_WORDS]
             if not items:
                 open_.append(f"{name} (no comparison where a model learned)")
                 continue
@@ -473,7 +473,7 @@ class PanelVerdict:
         # One iteration makes the two modes the same network: no test of the claim.
         same = [d for d in self.depths if d.no_test]
         tested = [d for d in self.depths if not d.no_test]
-        decided = [d for d in tested if d.outcome in ("within", "behind", "ahead")]
+        decided = [d for d in tested if d.outcome in _OUTCOME_WORDS]
         holds = [d for d in decided if d.outcome in ("within", "ahead")]
         behind = [d for d in decided if d.outcome == "behind"]
         unclear = [d for d in tested if d.outcome == "inconclusive"]
